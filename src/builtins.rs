@@ -1,0 +1,390 @@
+//! Builtin functions and methods: one implementation used by every tier.
+
+use std::io::Write;
+use std::rc::Rc;
+
+use crate::error::ErrorKind;
+use crate::ops;
+use crate::value::{float_to_string, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    Println,
+    Print,
+    Len,
+    TypeOf,
+    Int,
+    Float,
+    Str,
+    Sqrt,
+    Abs,
+    Min,
+    Max,
+    Floor,
+    Ceil,
+    Round,
+}
+
+impl Builtin {
+    pub const ALL: &'static [Builtin] = &[
+        Builtin::Println,
+        Builtin::Print,
+        Builtin::Len,
+        Builtin::TypeOf,
+        Builtin::Int,
+        Builtin::Float,
+        Builtin::Str,
+        Builtin::Sqrt,
+        Builtin::Abs,
+        Builtin::Min,
+        Builtin::Max,
+        Builtin::Floor,
+        Builtin::Ceil,
+        Builtin::Round,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Println => "println",
+            Builtin::Print => "print",
+            Builtin::Len => "len",
+            Builtin::TypeOf => "type_of",
+            Builtin::Int => "int",
+            Builtin::Float => "float",
+            Builtin::Str => "str",
+            Builtin::Sqrt => "sqrt",
+            Builtin::Abs => "abs",
+            Builtin::Min => "min",
+            Builtin::Max => "max",
+            Builtin::Floor => "floor",
+            Builtin::Ceil => "ceil",
+            Builtin::Round => "round",
+        }
+    }
+
+    pub fn call(self, args: &[Value], out: &mut dyn Write) -> Result<Value, ErrorKind> {
+        match self {
+            Builtin::Println => {
+                let mut line = format_args_line(args);
+                line.push('\n');
+                let _ = out.write_all(line.as_bytes());
+                Ok(Value::Nil)
+            }
+            Builtin::Print => {
+                let _ = out.write_all(format_args_line(args).as_bytes());
+                Ok(Value::Nil)
+            }
+            Builtin::Len => {
+                let [v] = exact(self, args)?;
+                len(v)
+            }
+            Builtin::TypeOf => {
+                let [v] = exact(self, args)?;
+                Ok(Value::str(v.type_of().name()))
+            }
+            Builtin::Int => {
+                let [v] = exact(self, args)?;
+                to_int(v)
+            }
+            Builtin::Float => {
+                let [v] = exact(self, args)?;
+                to_float(v)
+            }
+            Builtin::Str => {
+                let [v] = exact(self, args)?;
+                Ok(to_string(v))
+            }
+            Builtin::Sqrt => {
+                let [v] = exact(self, args)?;
+                Ok(Value::Float(number(self, v)?.sqrt()))
+            }
+            Builtin::Abs => {
+                let [v] = exact(self, args)?;
+                match v {
+                    Value::Int(i) => i.checked_abs().map(Value::Int).ok_or_else(|| {
+                        ErrorKind::Builtin("Integer overflow in abs".to_string())
+                    }),
+                    Value::Float(f) => Ok(Value::Float(f.abs())),
+                    other => Err(expects_number(self, other)),
+                }
+            }
+            Builtin::Min | Builtin::Max => min_max(self, args),
+            Builtin::Floor | Builtin::Ceil | Builtin::Round => {
+                let [v] = exact(self, args)?;
+                match v {
+                    Value::Int(i) => Ok(Value::Int(*i)),
+                    Value::Float(f) => {
+                        let r = match self {
+                            Builtin::Floor => f.floor(),
+                            Builtin::Ceil => f.ceil(),
+                            _ => f.round(),
+                        };
+                        float_to_int(r, self.name())
+                    }
+                    other => Err(expects_number(self, other)),
+                }
+            }
+        }
+    }
+}
+
+fn exact<const N: usize>(b: Builtin, args: &[Value]) -> Result<&[Value; N], ErrorKind> {
+    args.try_into().map_err(|_| {
+        ErrorKind::Builtin(format!(
+            "{}() expects {} argument{}, got {}",
+            b.name(),
+            N,
+            if N == 1 { "" } else { "s" },
+            args.len()
+        ))
+    })
+}
+
+fn expects_number(b: Builtin, v: &Value) -> ErrorKind {
+    ErrorKind::Builtin(format!(
+        "{}() expects a number, got {}",
+        b.name(),
+        v.type_of().name()
+    ))
+}
+
+fn number(b: Builtin, v: &Value) -> Result<f64, ErrorKind> {
+    match v {
+        Value::Int(i) => Ok(*i as f64),
+        Value::Float(f) => Ok(*f),
+        other => Err(expects_number(b, other)),
+    }
+}
+
+fn float_to_int(f: f64, what: &str) -> Result<Value, ErrorKind> {
+    // i64::MIN..=i64::MAX as f64: the upper bound 2^63 itself is out of range.
+    if f.is_finite() && f >= -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18 {
+        Ok(Value::Int(f as i64))
+    } else {
+        Err(ErrorKind::Builtin(format!(
+            "{what}(): {} does not fit in an integer",
+            float_to_string(f)
+        )))
+    }
+}
+
+/// `println`/`print` arguments: a first string containing `{}` is a format whose holes take
+/// the following arguments in turn; otherwise all arguments are joined by single spaces.
+pub fn format_args_line(args: &[Value]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if let Some(Value::Str(fmt)) = args.first() {
+        if fmt.contains("{}") {
+            let mut rest = args[1..].iter();
+            let mut pieces = fmt.split("{}").peekable();
+            while let Some(piece) = pieces.next() {
+                out.push_str(piece);
+                if pieces.peek().is_some() {
+                    match rest.next() {
+                        Some(v) => {
+                            let _ = write!(out, "{}", v.plain());
+                        }
+                        None => out.push_str("{}"),
+                    }
+                }
+            }
+            return out;
+        }
+    }
+    for (i, v) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let _ = write!(out, "{}", v.plain());
+    }
+    out
+}
+
+pub fn len(v: &Value) -> Result<Value, ErrorKind> {
+    match v {
+        Value::Str(s) => Ok(Value::Int(s.len() as i64)),
+        Value::Array(a) => Ok(Value::Int(a.len() as i64)),
+        Value::Range(r) => Ok(Value::Int(
+            (r.end_exclusive().saturating_sub(r.start)).max(0),
+        )),
+        other => Err(ErrorKind::Builtin(format!(
+            "len() expects a string or an array, got {}",
+            other.type_of().name()
+        ))),
+    }
+}
+
+pub fn to_string(v: &Value) -> Value {
+    match v {
+        Value::Str(_) => v.clone(),
+        other => Value::Str(Rc::new(other.plain().to_string())),
+    }
+}
+
+fn to_int(v: &Value) -> Result<Value, ErrorKind> {
+    match v {
+        Value::Int(i) => Ok(Value::Int(*i)),
+        Value::Float(f) => float_to_int(f.trunc(), "int"),
+        Value::Bool(b) => Ok(Value::Int(*b as i64)),
+        Value::Str(s) => s.trim().parse::<i64>().map(Value::Int).map_err(|_| {
+            ErrorKind::Builtin(format!("int(): cannot convert \"{s}\" to an integer"))
+        }),
+        other => Err(ErrorKind::Builtin(format!(
+            "int(): cannot convert {} to an integer",
+            other.type_of().name()
+        ))),
+    }
+}
+
+fn to_float(v: &Value) -> Result<Value, ErrorKind> {
+    match v {
+        Value::Int(i) => Ok(Value::Float(*i as f64)),
+        Value::Float(f) => Ok(Value::Float(*f)),
+        Value::Str(s) => s.trim().parse::<f64>().map(Value::Float).map_err(|_| {
+            ErrorKind::Builtin(format!("float(): cannot convert \"{s}\" to a float"))
+        }),
+        other => Err(ErrorKind::Builtin(format!(
+            "float(): cannot convert {} to a float",
+            other.type_of().name()
+        ))),
+    }
+}
+
+fn min_max(b: Builtin, args: &[Value]) -> Result<Value, ErrorKind> {
+    // Two or more arguments, or one array.
+    let items: &[Value] = match args {
+        [Value::Array(a)] => a,
+        [_, _, ..] => args,
+        _ => {
+            return Err(ErrorKind::Builtin(format!(
+                "{}() expects at least 2 arguments or an array, got {}",
+                b.name(),
+                args.len()
+            )))
+        }
+    };
+    let mut best = match items.first() {
+        Some(v) => v,
+        None => {
+            return Err(ErrorKind::Builtin(format!(
+                "{}() of an empty array",
+                b.name()
+            )))
+        }
+    };
+    for v in &items[1..] {
+        let ord = ops::compare(v, best)?;
+        let better = match b {
+            Builtin::Min => ord == Some(std::cmp::Ordering::Less),
+            _ => ord == Some(std::cmp::Ordering::Greater),
+        };
+        if better {
+            best = v;
+        }
+    }
+    Ok(best.clone())
+}
+
+/// Methods that do not change their receiver.
+pub fn call_method(receiver: &Value, method: &str, args: &[Value]) -> Result<Value, ErrorKind> {
+    match (method, args) {
+        ("len", []) => len(receiver),
+        ("to_string", []) => Ok(to_string(receiver)),
+        _ => Err(method_error(receiver, method, args)),
+    }
+}
+
+/// Methods that change their receiver in place (`push`, `pop`): the receiver is a variable
+/// or an array element, updated copy-on-write.
+pub fn call_mut_method(
+    receiver: &mut Value,
+    method: &str,
+    args: &[Value],
+) -> Result<Value, ErrorKind> {
+    match (method, receiver, args) {
+        ("push", Value::Array(items), [v]) => {
+            Rc::make_mut(items).push(v.clone());
+            Ok(Value::Nil)
+        }
+        ("pop", Value::Array(items), []) => {
+            // Popping an empty array gives nil.
+            Ok(Rc::make_mut(items).pop().unwrap_or(Value::Nil))
+        }
+        (_, receiver, args) => call_method(receiver, method, args),
+    }
+}
+
+/// Whether a method changes its receiver (and so needs it as a place).
+pub fn is_mutating_method(method: &str) -> bool {
+    matches!(method, "push" | "pop")
+}
+
+fn method_error(receiver: &Value, method: &str, args: &[Value]) -> ErrorKind {
+    let expected = match method {
+        "len" | "to_string" | "pop" => Some(0),
+        "push" => Some(1),
+        _ => None,
+    };
+    match expected {
+        Some(n) if n != args.len() => ErrorKind::Builtin(format!(
+            "{method}() expects {n} argument{}, got {}",
+            if n == 1 { "" } else { "s" },
+            args.len()
+        )),
+        _ => ErrorKind::UnknownMethod {
+            receiver: receiver.type_of(),
+            method: method.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(args: &[Value]) -> String {
+        format_args_line(args)
+    }
+
+    #[test]
+    fn println_formats() {
+        assert_eq!(
+            line(&[Value::str("{} + {} = {}"), Value::Int(2), Value::Int(3), Value::Int(5)]),
+            "2 + 3 = 5"
+        );
+        assert_eq!(line(&[Value::str("two"), Value::str("words")]), "two words");
+        assert_eq!(line(&[Value::str("{}"), Value::Int(1), Value::Int(2)]), "1");
+        assert_eq!(line(&[]), "");
+        assert_eq!(
+            line(&[Value::Int(1), Value::Float(2.0), Value::array(vec![Value::str("a")])]),
+            "1 2.0 [\"a\"]"
+        );
+    }
+
+    #[test]
+    fn conversions() {
+        let mut sink = Vec::new();
+        let call = |b: Builtin, v: Value, sink: &mut Vec<u8>| {
+            b.call(&[v], sink).map(|v| v.display().to_string())
+        };
+        assert_eq!(call(Builtin::Int, Value::Float(-3.9), &mut sink).unwrap(), "-3");
+        assert_eq!(call(Builtin::Int, Value::str("42"), &mut sink).unwrap(), "42");
+        assert_eq!(call(Builtin::Float, Value::Int(3), &mut sink).unwrap(), "3.0");
+        assert_eq!(call(Builtin::Str, Value::Float(2.0), &mut sink).unwrap(), "\"2.0\"");
+        assert_eq!(call(Builtin::Round, Value::Float(2.5), &mut sink).unwrap(), "3");
+        assert_eq!(call(Builtin::Floor, Value::Float(-2.5), &mut sink).unwrap(), "-3");
+        assert_eq!(call(Builtin::Sqrt, Value::Int(4), &mut sink).unwrap(), "2.0");
+        assert_eq!(call(Builtin::TypeOf, Value::Nil, &mut sink).unwrap(), "\"nil\"");
+        assert!(call(Builtin::Int, Value::Float(1e300), &mut sink).is_err());
+    }
+
+    #[test]
+    fn push_and_pop_are_copy_on_write() {
+        let mut a = Value::array(vec![Value::Int(1)]);
+        let b = a.clone();
+        call_mut_method(&mut a, "push", &[Value::Int(2)]).unwrap();
+        assert_eq!(a.display().to_string(), "[1, 2]");
+        assert_eq!(b.display().to_string(), "[1]");
+        assert_eq!(call_mut_method(&mut a, "pop", &[]).unwrap().display().to_string(), "2");
+    }
+}

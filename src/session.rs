@@ -1,0 +1,150 @@
+//! The engine facade: one `Session` owns everything that lives across inputs (sources,
+//! globals, limits, output). `ruchy run`, `ruchy -e`, the REPL and `ruchydbg` all go
+//! through it; none of them evaluates anything itself.
+
+use std::io::Write;
+use std::rc::Rc;
+
+use crate::error::Error;
+use crate::globals::Globals;
+use crate::interp::Interp;
+use crate::limits::Limits;
+use crate::syntax::ast::Function;
+use crate::syntax::parser::parse_program;
+use crate::syntax::resolve::{resolve_program, script_calls_main};
+use crate::syntax::source::SourceMap;
+use crate::value::Value;
+
+/// Which engine runs the code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// The tree-walking interpreter (the reference semantics).
+    Ast,
+    /// The bytecode VM.
+    Vm,
+    /// Every function compiled by the JIT at its first call.
+    Jit,
+    /// The VM with hot functions and loops moved to the JIT.
+    Auto,
+}
+
+impl Tier {
+    pub fn parse(s: &str) -> Option<Tier> {
+        Some(match s {
+            "ast" | "interp" => Tier::Ast,
+            "vm" => Tier::Vm,
+            "jit" => Tier::Jit,
+            "auto" => Tier::Auto,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Ast => "ast",
+            Tier::Vm => "vm",
+            Tier::Jit => "jit",
+            Tier::Auto => "auto",
+        }
+    }
+
+    /// The tiers built so far; asking for another one is a usage error that says so.
+    pub fn available(self) -> Result<(), String> {
+        match self {
+            Tier::Ast => Ok(()),
+            Tier::Vm => Err("the bytecode VM tier is not built yet (use --tier ast)".into()),
+            Tier::Jit => Err("the JIT tier is not built yet (use --tier ast)".into()),
+            Tier::Auto => Err("the auto tier is not built yet (use --tier ast)".into()),
+        }
+    }
+
+    /// The tier used when none is asked for.
+    pub fn default_tier() -> Tier {
+        Tier::Ast
+    }
+}
+
+pub struct Options {
+    pub tier: Tier,
+    pub max_depth: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tier: Tier::default_tier(),
+            max_depth: crate::limits::DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+pub struct Session {
+    pub sources: SourceMap,
+    pub globals: Globals,
+    pub limits: Limits,
+    pub tier: Tier,
+    out: Box<dyn Write>,
+}
+
+impl Session {
+    pub fn new(options: &Options, out: Box<dyn Write>) -> Result<Session, String> {
+        options.tier.available()?;
+        Ok(Session {
+            sources: SourceMap::default(),
+            globals: Globals::new(),
+            limits: Limits {
+                max_depth: options.max_depth,
+                ..Limits::default()
+            },
+            tier: options.tier,
+            out,
+        })
+    }
+
+    /// Lexes, parses and resolves one source into a script function.
+    pub fn compile(&mut self, name: &str, text: &str) -> Result<Rc<Function>, Error> {
+        let id = self.sources.add(name, text);
+        let mut script = parse_program(text, id, name)?;
+        resolve_program(&mut script, &mut self.globals)?;
+        Ok(Rc::new(script))
+    }
+
+    /// Evaluates one source (a program or a REPL input); returns its value.
+    pub fn eval(&mut self, name: &str, text: &str) -> Result<Value, Error> {
+        let script = self.compile(name, text)?;
+        self.run_script(&script)
+    }
+
+    fn run_script(&mut self, script: &Rc<Function>) -> Result<Value, Error> {
+        let mut interp = Interp::new(&mut self.globals, &mut *self.out, &self.limits);
+        let result = interp.run_script(script);
+        self.flush();
+        result
+    }
+
+    /// Runs a program file: its top level, then `main()` once if the file defines `main`
+    /// and its top level did not call it.
+    pub fn run_program(&mut self, name: &str, text: &str) -> Result<Value, Error> {
+        let script = self.compile(name, text)?;
+        let value = self.run_script(&script)?;
+        let defines_main = crate::syntax::resolve::top_level_names(&script).contains_key("main");
+        if defines_main && !script_calls_main(&script) {
+            let id = self.globals.lookup("main").expect("main was interned");
+            if let Some(main) = self.globals.get(id).cloned() {
+                let mut interp = Interp::new(&mut self.globals, &mut *self.out, &self.limits);
+                let result = interp.call_value_with(&main, Vec::new(), script.span);
+                self.flush();
+                return result;
+            }
+        }
+        Ok(value)
+    }
+
+    pub fn render_error(&self, err: &Error, color: bool) -> String {
+        err.render(&self.sources, color)
+    }
+
+    pub fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+}
