@@ -4,8 +4,7 @@ use std::io::Write;
 use std::rc::Rc;
 
 use crate::error::ErrorKind;
-use crate::ops;
-use crate::value::{float_to_string, Value};
+use crate::value::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Builtin {
@@ -101,9 +100,8 @@ impl Builtin {
             Builtin::Abs => {
                 let [v] = exact(self, args)?;
                 match v {
-                    Value::Int(i) => i.checked_abs().map(Value::Int).ok_or_else(|| {
-                        ErrorKind::Builtin("Integer overflow in abs".to_string())
-                    }),
+                    // Like the reference, abs(i64::MIN) wraps.
+                    Value::Int(i) => Ok(Value::Int(i.wrapping_abs())),
                     Value::Float(f) => Ok(Value::Float(f.abs())),
                     other => Err(expects_number(self, other)),
                 }
@@ -119,7 +117,7 @@ impl Builtin {
                             Builtin::Ceil => f.ceil(),
                             _ => f.round(),
                         };
-                        float_to_int(r, self.name())
+                        Ok(Value::Int(float_to_int(r)))
                     }
                     other => Err(expects_number(self, other)),
                 }
@@ -131,7 +129,7 @@ impl Builtin {
 fn exact<const N: usize>(b: Builtin, args: &[Value]) -> Result<&[Value; N], ErrorKind> {
     args.try_into().map_err(|_| {
         ErrorKind::Builtin(format!(
-            "{}() expects {} argument{}, got {}",
+            "{}() expects exactly {} argument{}, got {}",
             b.name(),
             N,
             if N == 1 { "" } else { "s" },
@@ -140,12 +138,8 @@ fn exact<const N: usize>(b: Builtin, args: &[Value]) -> Result<&[Value; N], Erro
     })
 }
 
-fn expects_number(b: Builtin, v: &Value) -> ErrorKind {
-    ErrorKind::Builtin(format!(
-        "{}() expects a number, got {}",
-        b.name(),
-        v.type_of().name()
-    ))
+fn expects_number(b: Builtin, _v: &Value) -> ErrorKind {
+    ErrorKind::Builtin(format!("{}() expects a number", b.name()))
 }
 
 fn number(b: Builtin, v: &Value) -> Result<f64, ErrorKind> {
@@ -156,16 +150,10 @@ fn number(b: Builtin, v: &Value) -> Result<f64, ErrorKind> {
     }
 }
 
-fn float_to_int(f: f64, what: &str) -> Result<Value, ErrorKind> {
-    // i64::MIN..=i64::MAX as f64: the upper bound 2^63 itself is out of range.
-    if f.is_finite() && f >= -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18 {
-        Ok(Value::Int(f as i64))
-    } else {
-        Err(ErrorKind::Builtin(format!(
-            "{what}(): {} does not fit in an integer",
-            float_to_string(f)
-        )))
-    }
+/// Float to int as the reference does it: truncating and saturating (`floor(1e20)` is
+/// i64::MAX, NaN is 0).
+fn float_to_int(f: f64) -> i64 {
+    f as i64
 }
 
 /// `println`/`print` arguments: a first string containing `{}` is a format whose holes take
@@ -204,13 +192,9 @@ pub fn len(v: &Value) -> Result<Value, ErrorKind> {
     match v {
         Value::Str(s) => Ok(Value::Int(s.len() as i64)),
         Value::Array(a) => Ok(Value::Int(a.len() as i64)),
-        Value::Range(r) => Ok(Value::Int(
-            (r.end_exclusive().saturating_sub(r.start)).max(0),
+        _ => Err(ErrorKind::Builtin(
+            "len() expects a string, array, tuple, or dataframe".to_string(),
         )),
-        other => Err(ErrorKind::Builtin(format!(
-            "len() expects a string or an array, got {}",
-            other.type_of().name()
-        ))),
     }
 }
 
@@ -224,14 +208,15 @@ pub fn to_string(v: &Value) -> Value {
 fn to_int(v: &Value) -> Result<Value, ErrorKind> {
     match v {
         Value::Int(i) => Ok(Value::Int(*i)),
-        Value::Float(f) => float_to_int(f.trunc(), "int"),
+        Value::Float(f) => Ok(Value::Int(float_to_int(*f))),
         Value::Bool(b) => Ok(Value::Int(*b as i64)),
-        Value::Str(s) => s.trim().parse::<i64>().map(Value::Int).map_err(|_| {
-            ErrorKind::Builtin(format!("int(): cannot convert \"{s}\" to an integer"))
-        }),
+        Value::Str(s) => s
+            .parse::<i64>()
+            .map(Value::Int)
+            .map_err(|_| ErrorKind::Builtin(format!("int() cannot parse string: '{s}'"))),
         other => Err(ErrorKind::Builtin(format!(
-            "int(): cannot convert {} to an integer",
-            other.type_of().name()
+            "int() does not support type: {}",
+            other.display()
         ))),
     }
 }
@@ -240,56 +225,61 @@ fn to_float(v: &Value) -> Result<Value, ErrorKind> {
     match v {
         Value::Int(i) => Ok(Value::Float(*i as f64)),
         Value::Float(f) => Ok(Value::Float(*f)),
-        Value::Str(s) => s.trim().parse::<f64>().map(Value::Float).map_err(|_| {
-            ErrorKind::Builtin(format!("float(): cannot convert \"{s}\" to a float"))
-        }),
+        Value::Bool(b) => Ok(Value::Float(*b as i64 as f64)),
+        Value::Str(s) => s
+            .parse::<f64>()
+            .map(Value::Float)
+            .map_err(|_| ErrorKind::Builtin(format!("float() cannot parse string: '{s}'"))),
         other => Err(ErrorKind::Builtin(format!(
-            "float(): cannot convert {} to a float",
-            other.type_of().name()
+            "float() does not support type: {}",
+            other.display()
         ))),
     }
 }
 
+/// `min`/`max` take exactly two numbers; the result is a float if either one is.
 fn min_max(b: Builtin, args: &[Value]) -> Result<Value, ErrorKind> {
-    // Two or more arguments, or one array.
-    let items: &[Value] = match args {
-        [Value::Array(a)] => a,
-        [_, _, ..] => args,
+    let [x, y] = exact::<2>(b, args)?;
+    let pick_y = match (x, y) {
+        (Value::Int(p), Value::Int(q)) => {
+            let better = if b == Builtin::Min { q < p } else { q > p };
+            return Ok(Value::Int(if better { *q } else { *p }));
+        }
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            let (p, q) = (as_f64(x), as_f64(y));
+            if b == Builtin::Min {
+                q < p
+            } else {
+                q > p
+            }
+        }
         _ => {
             return Err(ErrorKind::Builtin(format!(
-                "{}() expects at least 2 arguments or an array, got {}",
-                b.name(),
-                args.len()
-            )))
-        }
-    };
-    let mut best = match items.first() {
-        Some(v) => v,
-        None => {
-            return Err(ErrorKind::Builtin(format!(
-                "{}() of an empty array",
+                "{}() expects two numbers",
                 b.name()
             )))
         }
     };
-    for v in &items[1..] {
-        let ord = ops::compare(v, best)?;
-        let better = match b {
-            Builtin::Min => ord == Some(std::cmp::Ordering::Less),
-            _ => ord == Some(std::cmp::Ordering::Greater),
-        };
-        if better {
-            best = v;
-        }
+    Ok(Value::Float(if pick_y { as_f64(y) } else { as_f64(x) }))
+}
+
+fn as_f64(v: &Value) -> f64 {
+    match v {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        _ => f64::NAN,
     }
-    Ok(best.clone())
 }
 
 /// Methods that do not change their receiver.
 pub fn call_method(receiver: &Value, method: &str, args: &[Value]) -> Result<Value, ErrorKind> {
     match (method, args) {
         ("len", []) => len(receiver),
-        ("to_string", []) => Ok(to_string(receiver)),
+        // The reference converts with Rust's `to_string`: `2.0.to_string()` is "2".
+        ("to_string", []) => Ok(match receiver {
+            Value::Float(f) => Value::Str(Rc::new(f.to_string())),
+            other => to_string(other),
+        }),
         _ => Err(method_error(receiver, method, args)),
     }
 }
@@ -349,14 +339,23 @@ mod tests {
     #[test]
     fn println_formats() {
         assert_eq!(
-            line(&[Value::str("{} + {} = {}"), Value::Int(2), Value::Int(3), Value::Int(5)]),
+            line(&[
+                Value::str("{} + {} = {}"),
+                Value::Int(2),
+                Value::Int(3),
+                Value::Int(5)
+            ]),
             "2 + 3 = 5"
         );
         assert_eq!(line(&[Value::str("two"), Value::str("words")]), "two words");
         assert_eq!(line(&[Value::str("{}"), Value::Int(1), Value::Int(2)]), "1");
         assert_eq!(line(&[]), "");
         assert_eq!(
-            line(&[Value::Int(1), Value::Float(2.0), Value::array(vec![Value::str("a")])]),
+            line(&[
+                Value::Int(1),
+                Value::Float(2.0),
+                Value::array(vec![Value::str("a")])
+            ]),
             "1 2.0 [\"a\"]"
         );
     }
@@ -367,15 +366,43 @@ mod tests {
         let call = |b: Builtin, v: Value, sink: &mut Vec<u8>| {
             b.call(&[v], sink).map(|v| v.display().to_string())
         };
-        assert_eq!(call(Builtin::Int, Value::Float(-3.9), &mut sink).unwrap(), "-3");
-        assert_eq!(call(Builtin::Int, Value::str("42"), &mut sink).unwrap(), "42");
-        assert_eq!(call(Builtin::Float, Value::Int(3), &mut sink).unwrap(), "3.0");
-        assert_eq!(call(Builtin::Str, Value::Float(2.0), &mut sink).unwrap(), "\"2.0\"");
-        assert_eq!(call(Builtin::Round, Value::Float(2.5), &mut sink).unwrap(), "3");
-        assert_eq!(call(Builtin::Floor, Value::Float(-2.5), &mut sink).unwrap(), "-3");
-        assert_eq!(call(Builtin::Sqrt, Value::Int(4), &mut sink).unwrap(), "2.0");
-        assert_eq!(call(Builtin::TypeOf, Value::Nil, &mut sink).unwrap(), "\"nil\"");
-        assert!(call(Builtin::Int, Value::Float(1e300), &mut sink).is_err());
+        assert_eq!(
+            call(Builtin::Int, Value::Float(-3.9), &mut sink).unwrap(),
+            "-3"
+        );
+        assert_eq!(
+            call(Builtin::Int, Value::str("42"), &mut sink).unwrap(),
+            "42"
+        );
+        assert_eq!(
+            call(Builtin::Float, Value::Int(3), &mut sink).unwrap(),
+            "3.0"
+        );
+        assert_eq!(
+            call(Builtin::Str, Value::Float(2.0), &mut sink).unwrap(),
+            "\"2.0\""
+        );
+        assert_eq!(
+            call(Builtin::Round, Value::Float(2.5), &mut sink).unwrap(),
+            "3"
+        );
+        assert_eq!(
+            call(Builtin::Floor, Value::Float(-2.5), &mut sink).unwrap(),
+            "-3"
+        );
+        assert_eq!(
+            call(Builtin::Sqrt, Value::Int(4), &mut sink).unwrap(),
+            "2.0"
+        );
+        assert_eq!(
+            call(Builtin::TypeOf, Value::Nil, &mut sink).unwrap(),
+            "\"nil\""
+        );
+        assert_eq!(
+            call(Builtin::Floor, Value::Float(1e20), &mut sink).unwrap(),
+            "9223372036854775807"
+        );
+        assert!(call(Builtin::Int, Value::str(" 4"), &mut sink).is_err());
     }
 
     #[test]
@@ -385,6 +412,12 @@ mod tests {
         call_mut_method(&mut a, "push", &[Value::Int(2)]).unwrap();
         assert_eq!(a.display().to_string(), "[1, 2]");
         assert_eq!(b.display().to_string(), "[1]");
-        assert_eq!(call_mut_method(&mut a, "pop", &[]).unwrap().display().to_string(), "2");
+        assert_eq!(
+            call_mut_method(&mut a, "pop", &[])
+                .unwrap()
+                .display()
+                .to_string(),
+            "2"
+        );
     }
 }

@@ -23,6 +23,8 @@ pub enum ErrorKind {
     IndexOutOfBounds {
         index: i64,
         len: usize,
+        /// "array" or "string".
+        what: &'static str,
     },
     /// `Cannot add boolean and integer`.
     BinaryType {
@@ -41,8 +43,11 @@ pub enum ErrorKind {
         operand: Type,
     },
     NotCallable(Type),
-    NotIndexable(Type),
-    IndexType(Type),
+    /// `Cannot index nil with integer`.
+    Index {
+        base: Type,
+        index: Type,
+    },
     UnknownMethod {
         receiver: Type,
         method: String,
@@ -88,40 +93,35 @@ impl ArithOp {
             ArithOp::Shr => "right shift",
         }
     }
-
-    /// "Cannot add boolean and integer".
-    pub fn verb(self) -> &'static str {
-        match self {
-            ArithOp::Add => "add",
-            ArithOp::Sub => "subtract",
-            ArithOp::Mul => "multiply",
-            ArithOp::Div => "divide",
-            ArithOp::Mod => "compute modulo of",
-            ArithOp::Pow => "raise",
-            ArithOp::BitAnd => "apply bitwise and to",
-            ArithOp::BitOr => "apply bitwise or to",
-            ArithOp::BitXor => "apply bitwise xor to",
-            ArithOp::Shl => "shift",
-            ArithOp::Shr => "shift",
-        }
-    }
 }
 
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ErrorKind::Syntax(msg) => f.write_str(msg),
+            ErrorKind::Syntax(msg) => write!(f, "Syntax error: {msg}"),
             ErrorKind::DivisionByZero => f.write_str("Division by zero"),
             ErrorKind::Overflow(op) => write!(f, "Integer overflow in {}", op.noun()),
             ErrorKind::UndefinedVariable(name) => write!(f, "Undefined variable: {name}"),
             ErrorKind::Arity { min, max, got } => {
                 write!(f, "Function expects {min}-{max} arguments, got {got}")
             }
-            ErrorKind::IndexOutOfBounds { index, len } => {
-                write!(f, "Index {index} out of bounds for array of length {len}")
+            ErrorKind::IndexOutOfBounds { index, len, what } => {
+                write!(f, "Index {index} out of bounds for {what} of length {len}")
             }
             ErrorKind::BinaryType { op, lhs, rhs } => {
-                write!(f, "Cannot {} {} and {}", op.verb(), lhs.name(), rhs.name())
+                let (l, r) = (lhs.name(), rhs.name());
+                match op {
+                    ArithOp::Add => write!(f, "Cannot add {l} and {r}"),
+                    ArithOp::Sub => write!(f, "Cannot subtract {r} from {l}"),
+                    ArithOp::Mul => write!(f, "Cannot multiply {l} and {r}"),
+                    ArithOp::Div => write!(f, "Cannot divide {l} by {r}"),
+                    ArithOp::Mod => write!(f, "Cannot compute {l} modulo {r}"),
+                    ArithOp::Pow => write!(f, "Cannot compute {l} to the power of {r}"),
+                    _ => write!(
+                        f,
+                        "Bitwise operations require integer operands, got {l} and {r}"
+                    ),
+                }
             }
             ErrorKind::Compare { lhs, rhs } => write!(
                 f,
@@ -131,11 +131,20 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::UnaryType { op, operand } => write!(f, "Cannot {op} {}", operand.name()),
             ErrorKind::NotCallable(t) => write!(f, "Cannot call non-function value: {}", t.name()),
-            ErrorKind::NotIndexable(t) => write!(f, "Cannot index into {}", t.name()),
-            ErrorKind::IndexType(t) => write!(f, "Index must be an integer, got {}", t.name()),
-            ErrorKind::UnknownMethod { receiver, method } => {
-                write!(f, "Unknown method '{method}' for {}", receiver.name())
+            ErrorKind::Index { base, index } => {
+                write!(f, "Cannot index {} with {}", base.name(), index.name())
             }
+            ErrorKind::UnknownMethod { receiver, method } => match receiver {
+                Type::Str => write!(f, "Unknown zero-argument string method: {method}"),
+                Type::Int | Type::Float | Type::Array | Type::Bool | Type::Nil => {
+                    write!(f, "Unknown {} method: {method}", receiver.name())
+                }
+                _ => write!(
+                    f,
+                    "Method '{method}' not found for type {}",
+                    receiver.name()
+                ),
+            },
             ErrorKind::Builtin(msg) => f.write_str(msg),
             ErrorKind::RecursionLimit => f.write_str("Recursion limit exceeded"),
             ErrorKind::Interrupted => f.write_str("Interrupted"),
@@ -213,7 +222,9 @@ impl Error {
             out.push_str(&format!("{} {}\n", format!("{line} |").blue(), text));
             out.push_str(&format!("{} {}{}\n", bar.blue(), lead, carets.red().bold()));
         } else {
-            out.push_str(&format!("{arrow}\n{bar}\n{line} | {text}\n{bar} {lead}{carets}\n"));
+            out.push_str(&format!(
+                "{arrow}\n{bar}\n{line} | {text}\n{bar} {lead}{carets}\n"
+            ));
         }
         out
     }

@@ -90,6 +90,15 @@ impl Globals {
             })
     }
 
+    /// Names that currently hold a value (builtins included).
+    pub fn defined_names(&self) -> impl Iterator<Item = Name> + '_ {
+        self.names
+            .iter()
+            .zip(&self.values)
+            .filter(|(_, v)| v.is_some())
+            .map(|(n, _)| n.clone())
+    }
+
     /// Forget every user definition; builtins come back.
     pub fn reset(&mut self) {
         *self = Globals::new();

@@ -28,13 +28,12 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> OpResult {
         BinOp::Eq => Ok(Value::Bool(equals(a, b))),
         BinOp::Ne => Ok(Value::Bool(!equals(a, b))),
         BinOp::Lt => compare(a, b).map(|o| Value::Bool(o == Some(Ordering::Less))),
-        BinOp::Le => compare(a, b).map(|o| {
-            Value::Bool(matches!(o, Some(Ordering::Less | Ordering::Equal)))
-        }),
+        BinOp::Le => {
+            compare(a, b).map(|o| Value::Bool(matches!(o, Some(Ordering::Less | Ordering::Equal))))
+        }
         BinOp::Gt => compare(a, b).map(|o| Value::Bool(o == Some(Ordering::Greater))),
-        BinOp::Ge => compare(a, b).map(|o| {
-            Value::Bool(matches!(o, Some(Ordering::Greater | Ordering::Equal)))
-        }),
+        BinOp::Ge => compare(a, b)
+            .map(|o| Value::Bool(matches!(o, Some(Ordering::Greater | Ordering::Equal)))),
     }
 }
 
@@ -81,12 +80,10 @@ pub fn add(a: &Value, b: &Value) -> OpResult {
             s.push_str(y);
             Ok(Value::Str(Rc::new(s)))
         }
-        (Value::Str(_), _) | (_, Value::Str(_)) => {
-            match (concat_piece(a), concat_piece(b)) {
-                (Some(x), Some(y)) => Ok(Value::Str(Rc::new(x + &y))),
-                _ => Err(type_error(ArithOp::Add, a, b)),
-            }
-        }
+        (Value::Str(_), _) | (_, Value::Str(_)) => match (concat_piece(a), concat_piece(b)) {
+            (Some(x), Some(y)) => Ok(Value::Str(Rc::new(x + &y))),
+            _ => Err(type_error(ArithOp::Add, a, b)),
+        },
         (Value::Array(x), Value::Array(y)) => {
             let mut v = Vec::with_capacity(x.len() + y.len());
             v.extend(x.iter().cloned());
@@ -193,7 +190,7 @@ pub fn rem(a: &Value, b: &Value) -> OpResult {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => int_rem(*x, *y).map(Value::Int),
         _ => match floats(a, b) {
-            Some((_, y)) if y == 0.0 => Err(ErrorKind::DivisionByZero),
+            Some((_, 0.0)) => Err(ErrorKind::DivisionByZero),
             Some((x, y)) => Ok(Value::Float(x % y)),
             None => Err(type_error(ArithOp::Mod, a, b)),
         },
@@ -251,7 +248,8 @@ pub fn equals(a: &Value, b: &Value) -> bool {
         (Value::Int(x), Value::Int(y)) => x == y,
         (Value::Str(x), Value::Str(y)) => x == y,
         (Value::Array(x), Value::Array(y)) => {
-            Rc::ptr_eq(x, y) || (x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| equals(p, q)))
+            Rc::ptr_eq(x, y)
+                || (x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| equals(p, q)))
         }
         (Value::Range(x), Value::Range(y)) => x == y,
         (Value::Func(x), Value::Func(y)) => Rc::ptr_eq(x, y),
@@ -293,7 +291,7 @@ pub fn unary(op: UnOp, a: &Value) -> OpResult {
         UnOp::BitNot => match a {
             Value::Int(x) => Ok(Value::Int(!x)),
             _ => Err(ErrorKind::UnaryType {
-                op: "apply bitwise not to",
+                op: "apply bitwise NOT to",
                 operand: a.type_of(),
             }),
         },
@@ -302,7 +300,7 @@ pub fn unary(op: UnOp, a: &Value) -> OpResult {
 
 /// Resolves an index against a length: negative counts from the end.
 #[inline]
-pub fn index_in(index: i64, len: usize) -> Result<usize, ErrorKind> {
+pub fn index_in(index: i64, len: usize, what: &'static str) -> Result<usize, ErrorKind> {
     let i = if index < 0 {
         index.checked_add(len as i64)
     } else {
@@ -310,48 +308,48 @@ pub fn index_in(index: i64, len: usize) -> Result<usize, ErrorKind> {
     };
     match i {
         Some(i) if i >= 0 && (i as usize) < len => Ok(i as usize),
-        _ => Err(ErrorKind::IndexOutOfBounds { index, len }),
+        _ => Err(ErrorKind::IndexOutOfBounds { index, len, what }),
     }
 }
 
 /// `base[index]` for reading.
 pub fn index_get(base: &Value, index: &Value) -> OpResult {
-    let i = match index {
-        Value::Int(i) => *i,
-        other => {
-            return Err(match base {
-                Value::Array(_) | Value::Str(_) => ErrorKind::IndexType(other.type_of()),
-                _ => ErrorKind::NotIndexable(base.type_of()),
-            })
-        }
+    let i = match (base, index) {
+        (Value::Array(_) | Value::Str(_), Value::Int(i)) => *i,
+        _ => return Err(index_error(base, index)),
     };
     match base {
-        Value::Array(items) => Ok(items[index_in(i, items.len())?].clone()),
+        Value::Array(items) => Ok(items[index_in(i, items.len(), "array")?].clone()),
         Value::Str(s) => {
-            let at = index_in(i, s.len())?;
+            let at = index_in(i, s.len(), "string")?;
             let byte = &s.as_bytes()[at..at + 1];
-            Ok(Value::Str(Rc::new(String::from_utf8_lossy(byte).into_owned())))
+            Ok(Value::Str(Rc::new(
+                String::from_utf8_lossy(byte).into_owned(),
+            )))
         }
-        other => Err(ErrorKind::NotIndexable(other.type_of())),
+        _ => Err(index_error(base, index)),
+    }
+}
+
+pub fn index_error(base: &Value, index: &Value) -> ErrorKind {
+    ErrorKind::Index {
+        base: base.type_of(),
+        index: index.type_of(),
     }
 }
 
 /// The element slot `base[index]` of an array, for writing in place. Copies the array
 /// first if it is shared (copy-on-write).
 pub fn index_slot<'a>(base: &'a mut Value, index: &Value) -> Result<&'a mut Value, ErrorKind> {
-    match base {
-        Value::Array(items) => {
-            let i = match index {
-                Value::Int(i) => *i,
-                other => return Err(ErrorKind::IndexType(other.type_of())),
-            };
-            let at = index_in(i, items.len())?;
+    match (base, index) {
+        (Value::Array(items), Value::Int(i)) => {
+            let at = index_in(*i, items.len(), "array")?;
             Ok(&mut Rc::make_mut(items)[at])
         }
-        Value::Str(_) => Err(ErrorKind::Builtin(
+        (Value::Str(_), Value::Int(_)) => Err(ErrorKind::Builtin(
             "Strings are immutable: cannot assign to a string index".to_string(),
         )),
-        other => Err(ErrorKind::NotIndexable(other.type_of())),
+        (base, index) => Err(index_error(base, index)),
     }
 }
 
@@ -386,24 +384,57 @@ mod tests {
             rem(&Value::Int(1), &Value::Int(0)).unwrap_err(),
             ErrorKind::DivisionByZero
         );
-        assert_eq!(div(&Value::Int(-7), &Value::Int(2)).unwrap().display().to_string(), "-3");
-        assert_eq!(rem(&Value::Int(-7), &Value::Int(3)).unwrap().display().to_string(), "-1");
+        assert_eq!(
+            div(&Value::Int(-7), &Value::Int(2))
+                .unwrap()
+                .display()
+                .to_string(),
+            "-3"
+        );
+        assert_eq!(
+            rem(&Value::Int(-7), &Value::Int(3))
+                .unwrap()
+                .display()
+                .to_string(),
+            "-1"
+        );
     }
 
     #[test]
     fn power_turns_float_on_overflow() {
         assert_eq!(int_pow(2, 10).display().to_string(), "1024");
-        assert_eq!(int_pow(2, 63).display().to_string(), "9223372036854775808.0");
+        assert_eq!(
+            int_pow(2, 63).display().to_string(),
+            "9223372036854775808.0"
+        );
         assert_eq!(int_pow(2, -1).display().to_string(), "0.5");
         assert_eq!(int_pow(0, 0).display().to_string(), "1");
     }
 
     #[test]
     fn string_concatenation_rules() {
-        assert_eq!(add(&s("x"), &Value::Float(2.0)).unwrap().plain().to_string(), "x2");
-        assert_eq!(add(&Value::Int(5), &s("5")).unwrap().plain().to_string(), "55");
-        assert_eq!(add(&s("a"), &Value::Bool(true)).unwrap().plain().to_string(), "atrue");
-        assert_eq!(mul(&s("ab"), &Value::Int(3)).unwrap().plain().to_string(), "ababab");
+        assert_eq!(
+            add(&s("x"), &Value::Float(2.0))
+                .unwrap()
+                .plain()
+                .to_string(),
+            "x2"
+        );
+        assert_eq!(
+            add(&Value::Int(5), &s("5")).unwrap().plain().to_string(),
+            "55"
+        );
+        assert_eq!(
+            add(&s("a"), &Value::Bool(true))
+                .unwrap()
+                .plain()
+                .to_string(),
+            "atrue"
+        );
+        assert_eq!(
+            mul(&s("ab"), &Value::Int(3)).unwrap().plain().to_string(),
+            "ababab"
+        );
         assert!(add(&s("a"), &Value::Nil).is_err());
     }
 
@@ -426,7 +457,10 @@ mod tests {
             &Value::array(vec![Value::Int(1)]),
             &Value::array(vec![Value::Float(1.0)])
         ));
-        assert_eq!(compare(&Value::Int(2), &Value::Float(2.5)).unwrap(), Some(Ordering::Less));
+        assert_eq!(
+            compare(&Value::Int(2), &Value::Float(2.5)).unwrap(),
+            Some(Ordering::Less)
+        );
         assert!(compare(&Value::Int(2), &s("a")).is_err());
         assert_eq!(
             compare(&Value::Float(f64::NAN), &Value::Float(1.0)).unwrap(),

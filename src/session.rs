@@ -11,7 +11,7 @@ use crate::interp::Interp;
 use crate::limits::Limits;
 use crate::syntax::ast::Function;
 use crate::syntax::parser::parse_program;
-use crate::syntax::resolve::{resolve_program, script_calls_main};
+use crate::syntax::resolve::{defines_main, resolve_program, script_calls_main};
 use crate::syntax::source::SourceMap;
 use crate::value::Value;
 
@@ -127,8 +127,7 @@ impl Session {
     pub fn run_program(&mut self, name: &str, text: &str) -> Result<Value, Error> {
         let script = self.compile(name, text)?;
         let value = self.run_script(&script)?;
-        let defines_main = crate::syntax::resolve::top_level_names(&script).contains_key("main");
-        if defines_main && !script_calls_main(&script) {
+        if defines_main(&script) && !script_calls_main(&script) {
             let id = self.globals.lookup("main").expect("main was interned");
             if let Some(main) = self.globals.get(id).cloned() {
                 let mut interp = Interp::new(&mut self.globals, &mut *self.out, &self.limits);

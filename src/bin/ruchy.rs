@@ -58,17 +58,15 @@ fn parse_args(mut argv: Vec<String>) -> Result<Args, String> {
             "-e" | "--eval" => command = Some(Command::Eval(value("-e")?)),
             "--tier" => {
                 let t = value("--tier")?;
-                options.tier = Tier::parse(&t).ok_or_else(|| {
-                    format!("unknown tier '{t}' (expected ast, vm, jit or auto)")
-                })?;
+                options.tier = Tier::parse(&t)
+                    .ok_or_else(|| format!("unknown tier '{t}' (expected ast, vm, jit or auto)"))?;
             }
             "--max-depth" => {
                 let v = value("--max-depth")?;
-                options.max_depth = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("--max-depth expects a positive number, got '{v}'"))?;
+                options.max_depth =
+                    v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        format!("--max-depth expects a positive number, got '{v}'")
+                    })?;
             }
             f if f.starts_with('-') && f.len() > 1 => return Err(format!("unknown option '{f}'")),
             _ => positional.push(arg),
@@ -123,7 +121,9 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run(&args.options, move |s| s.run_program(&file, &text).map(|_| None))
+            run(&args.options, move |s| {
+                s.run_program(&file, &text).map(|_| None)
+            })
         }
         Command::Eval(code) => run(&args.options, move |s| {
             s.eval("<eval>", &code).map(|v| match v {

@@ -21,35 +21,25 @@ use crate::syntax::source::Span;
 use crate::value::{RangeValue, Upvalue, Value};
 
 /// Why evaluation stopped early: an error, or a control transfer travelling up to the
-/// construct that handles it.
-enum Unwind {
-    Error(Box<Error>),
-    Return(Value),
-    Break(Option<Name>, Value),
-    Continue(Option<Name>),
+/// construct that handles it. The payload (error, returned value, label) waits in
+/// `Interp::pending`, so a `Flow<Value>` is as small as a `Value` and the common path
+/// copies 16 bytes, not a fat enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    Error,
+    Return,
+    Break,
+    Continue,
 }
 
-impl From<Error> for Unwind {
-    fn from(e: Error) -> Self {
-        Unwind::Error(Box::new(e))
-    }
-}
+type Flow<T = Value> = Result<T, Signal>;
 
-type Flow<T = Value> = Result<T, Unwind>;
-
-fn fail<T>(kind: ErrorKind, span: Span) -> Flow<T> {
-    Err(Unwind::Error(Box::new(Error::new(kind, span))))
-}
-
-trait AtSpan<T> {
-    fn at(self, span: Span) -> Flow<T>;
-}
-
-impl<T> AtSpan<T> for Result<T, ErrorKind> {
-    #[inline]
-    fn at(self, span: Span) -> Flow<T> {
-        self.map_err(|kind| Unwind::Error(Box::new(Error::new(kind, span))))
-    }
+/// The payload of the signal in flight.
+#[derive(Default)]
+struct Pending {
+    error: Option<Box<Error>>,
+    value: Value,
+    label: Option<Name>,
 }
 
 pub struct Interp<'a> {
@@ -63,6 +53,7 @@ pub struct Interp<'a> {
     cell_base: usize,
     closure: Option<Rc<Closure>>,
     depth: usize,
+    pending: Pending,
 }
 
 impl<'a> Interp<'a> {
@@ -77,6 +68,38 @@ impl<'a> Interp<'a> {
             cell_base: 0,
             closure: None,
             depth: 0,
+            pending: Pending::default(),
+        }
+    }
+
+    #[cold]
+    fn fail<T>(&mut self, kind: ErrorKind, span: Span) -> Flow<T> {
+        self.pending.error = Some(Box::new(Error::new(kind, span)));
+        Err(Signal::Error)
+    }
+
+    /// Attaches a span to an operation's error.
+    #[inline(always)]
+    fn at<T>(&mut self, r: Result<T, ErrorKind>, span: Span) -> Flow<T> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(kind) => self.fail(kind, span),
+        }
+    }
+
+    fn take_error(&mut self) -> Error {
+        *self
+            .pending
+            .error
+            .take()
+            .expect("an error signal carries an error")
+    }
+
+    /// The result of a function body: its value, or the value of a `return`.
+    fn returned(&mut self, r: Flow) -> Flow {
+        match r {
+            Err(Signal::Return) => Ok(std::mem::take(&mut self.pending.value)),
+            other => other,
         }
     }
 
@@ -89,12 +112,11 @@ impl<'a> Interp<'a> {
         self.closure = None;
         self.depth = 0;
         self.enter_frame(script);
-        let result = match self.eval(&script.body) {
-            Ok(v) | Err(Unwind::Return(v)) => Ok(v),
-            Err(Unwind::Error(e)) => Err(*e),
-            Err(Unwind::Break(..) | Unwind::Continue(_)) => {
-                unreachable!("the resolver rejects break/continue outside loops")
-            }
+        let r = self.eval(&script.body);
+        let result = match self.returned(r) {
+            Ok(v) => Ok(v),
+            Err(Signal::Error) => Err(self.take_error()),
+            Err(s) => unreachable!("the resolver rejects {s:?} outside loops"),
         };
         self.stack.clear();
         self.cells.clear();
@@ -102,7 +124,12 @@ impl<'a> Interp<'a> {
     }
 
     /// Calls a function value with arguments (used for `main()` after a script).
-    pub fn call_value_with(&mut self, f: &Value, args: Vec<Value>, span: Span) -> Result<Value, Error> {
+    pub fn call_value_with(
+        &mut self,
+        f: &Value,
+        args: Vec<Value>,
+        span: Span,
+    ) -> Result<Value, Error> {
         self.stack.clear();
         self.cells.clear();
         self.base = 0;
@@ -114,19 +141,23 @@ impl<'a> Interp<'a> {
                 self.stack.extend(args);
                 self.call_closure(closure, 0, argc, span)
             }
-            Value::Builtin(b) => b.call(&args, self.out).at(span),
-            other => fail(ErrorKind::NotCallable(other.type_of()), span),
+            Value::Builtin(b) => {
+                let r = b.call(&args, self.out);
+                self.at(r, span)
+            }
+            other => self.fail(ErrorKind::NotCallable(other.type_of()), span),
         };
         match result {
             Ok(v) => Ok(v),
-            Err(Unwind::Error(e)) => Err(*e),
-            Err(_) => unreachable!("calls absorb return/break"),
+            Err(Signal::Error) => Err(self.take_error()),
+            Err(s) => unreachable!("calls absorb {s:?}"),
         }
     }
 
     fn enter_frame(&mut self, func: &Function) {
         let layout = &func.layout;
-        self.stack.resize(self.base + layout.num_slots as usize, Value::Nil);
+        self.stack
+            .resize(self.base + layout.num_slots as usize, Value::Nil);
         self.cell_base = self.cells.len();
         for _ in 0..layout.num_cells {
             self.cells.push(Rc::new(RefCell::new(Value::Nil)));
@@ -140,14 +171,14 @@ impl<'a> Interp<'a> {
     // ---- variables ----
 
     #[inline]
-    fn read(&self, res: Res, name: &Name, span: Span) -> Flow {
+    fn read(&mut self, res: Res, name: &Name, span: Span) -> Flow {
         match res {
             Res::Local(s) => Ok(self.stack[self.base + s as usize].clone()),
             Res::Cell(c) => Ok(self.cells[self.cell_base + c as usize].borrow().clone()),
             Res::Upvalue(u) => Ok(self.upvalue(u).borrow().clone()),
             Res::Global(g) => match self.globals.get(g) {
                 Some(v) => Ok(v.clone()),
-                None => fail(ErrorKind::UndefinedVariable(name.to_string()), span),
+                None => self.fail(ErrorKind::UndefinedVariable(name.to_string()), span),
             },
             Res::Unresolved => unreachable!("unresolved variable {name}"),
         }
@@ -199,9 +230,10 @@ impl<'a> Interp<'a> {
         }))
     }
 
-    fn poll(&self, span: Span) -> Flow<()> {
+    #[inline]
+    fn poll(&mut self, span: Span) -> Flow<()> {
         if self.limits.interrupted() {
-            return fail(ErrorKind::Interrupted, span);
+            return self.fail(ErrorKind::Interrupted, span);
         }
         Ok(())
     }
@@ -216,7 +248,10 @@ impl<'a> Interp<'a> {
             ExprKind::Float(f) => Ok(Value::Float(*f)),
             ExprKind::Str(s) => Ok(Value::Str(s.clone())),
             ExprKind::FString(parts) => self.fstring(parts),
-            ExprKind::Var(v) => self.read(v.res, &v.name, e.span),
+            ExprKind::Var(v) => match v.res {
+                Res::Local(s) => Ok(self.stack[self.base + s as usize].clone()),
+                res => self.read(res, &v.name, e.span),
+            },
             ExprKind::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
@@ -226,12 +261,14 @@ impl<'a> Interp<'a> {
             }
             ExprKind::Unary(op, a) => {
                 let v = self.eval(a)?;
-                ops::unary(*op, &v).at(e.span)
+                let r = ops::unary(*op, &v);
+                self.at(r, e.span)
             }
             ExprKind::Binary(op, a, b) => {
                 let x = self.eval(a)?;
                 let y = self.eval(b)?;
-                binary_fast(*op, &x, &y).at(e.span)
+                let r = binary_fast(*op, &x, &y);
+                self.at(r, e.span)
             }
             ExprKind::Logic(op, a, b) => {
                 let x = self.eval(a)?;
@@ -247,7 +284,8 @@ impl<'a> Interp<'a> {
             } => {
                 let s = self.eval(start)?;
                 let t = self.eval(end)?;
-                make_range(&s, &t, *inclusive).at(e.span)
+                let r = make_range(&s, &t, *inclusive);
+                self.at(r, e.span)
             }
             ExprKind::If {
                 cond,
@@ -279,15 +317,21 @@ impl<'a> Interp<'a> {
                     Some(v) => self.eval(v)?,
                     None => Value::Nil,
                 };
-                Err(Unwind::Break(label.clone(), v))
+                self.pending.value = v;
+                self.pending.label = label.clone();
+                Err(Signal::Break)
             }
-            ExprKind::Continue { label } => Err(Unwind::Continue(label.clone())),
+            ExprKind::Continue { label } => {
+                self.pending.label = label.clone();
+                Err(Signal::Continue)
+            }
             ExprKind::Return(value) => {
                 let v = match value {
                     Some(v) => self.eval(v)?,
                     None => Value::Nil,
                 };
-                Err(Unwind::Return(v))
+                self.pending.value = v;
+                Err(Signal::Return)
             }
             ExprKind::Call { callee, args } => self.call(callee, args, e.span),
             ExprKind::Method {
@@ -298,7 +342,8 @@ impl<'a> Interp<'a> {
             ExprKind::Index { base, index } => {
                 let b = self.eval(base)?;
                 let i = self.eval(index)?;
-                ops::index_get(&b, &i).at(e.span)
+                let r = ops::index_get(&b, &i);
+                self.at(r, e.span)
             }
             ExprKind::Assign { target, op, value } => self.assign(target, *op, value, e.span),
             ExprKind::Let { binding, value } => {
@@ -316,6 +361,7 @@ impl<'a> Interp<'a> {
                 Ok(f)
             }
             ExprKind::Lambda(func) => Ok(self.make_closure(func)),
+            ExprKind::Misplaced(what) => self.fail(ErrorKind::Misplaced(what), e.span),
         }
     }
 
@@ -344,9 +390,34 @@ impl<'a> Interp<'a> {
         Ok(Value::Str(Rc::new(out)))
     }
 
-    /// Does a break or continue with this label belong to the loop labeled `mine`?
-    fn targets(label: &Option<Name>, mine: &Option<Name>) -> bool {
-        label.is_none() || label == mine
+    /// Whether the break or continue in flight belongs to the loop labeled `mine`.
+    fn targets(&self, mine: &Option<Name>) -> bool {
+        self.pending.label.is_none() || self.pending.label == *mine
+    }
+
+    /// Handles a loop body's outcome: `Some(value)` ends the loop with that value.
+    #[inline]
+    fn loop_step(
+        &mut self,
+        r: Flow,
+        label: &Option<Name>,
+        last: &mut Value,
+    ) -> Flow<Option<Value>> {
+        match r {
+            Ok(v) => {
+                *last = v;
+                Ok(None)
+            }
+            Err(Signal::Break) if self.targets(label) => {
+                self.pending.label = None;
+                Ok(Some(std::mem::take(&mut self.pending.value)))
+            }
+            Err(Signal::Continue) if self.targets(label) => {
+                self.pending.label = None;
+                Ok(None)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     fn while_loop(
@@ -364,11 +435,9 @@ impl<'a> Interp<'a> {
                     return Ok(last);
                 }
             }
-            match self.eval(body) {
-                Ok(v) => last = v,
-                Err(Unwind::Break(l, v)) if Self::targets(&l, label) => return Ok(v),
-                Err(Unwind::Continue(l)) if Self::targets(&l, label) => {}
-                Err(other) => return Err(other),
+            let r = self.eval(body);
+            if let Some(v) = self.loop_step(r, label, &mut last)? {
+                return Ok(v);
             }
         }
     }
@@ -383,23 +452,24 @@ impl<'a> Interp<'a> {
             } => {
                 let s = self.eval(start)?;
                 let t = self.eval(end)?;
-                let r = range_bounds(&s, &t, *inclusive).at(iter.span)?;
+                let r = range_bounds(&s, &t, *inclusive);
+                let r = self.at(r, iter.span)?;
                 (r.start, r.end_exclusive(), None)
             }
             _ => match self.eval(iter)? {
                 Value::Range(r) => (r.start, r.end_exclusive(), None),
                 Value::Array(a) => (0, a.len() as i64, Some(a)),
-                other => {
-                    return fail(
-                        ErrorKind::Builtin(format!(
-                            "Cannot iterate over {}",
-                            other.type_of().name()
-                        )),
+                _ => {
+                    return self.fail(
+                        ErrorKind::Builtin("For loop requires an iterable".to_string()),
                         iter.span,
                     )
                 }
             },
         };
+        // The loop variable is one variable for the whole loop (as in the reference):
+        // closures created in the body all see its latest value.
+        self.define(var.res, Value::Nil);
         let mut last = Value::Nil;
         let mut i = start;
         while i < end {
@@ -408,12 +478,10 @@ impl<'a> Interp<'a> {
                 Some(a) => a[i as usize].clone(),
                 None => Value::Int(i),
             };
-            self.define(var.res, v);
-            match self.eval(body) {
-                Ok(v) => last = v,
-                Err(Unwind::Break(l, v)) if Self::targets(&l, label) => return Ok(v),
-                Err(Unwind::Continue(l)) if Self::targets(&l, label) => {}
-                Err(other) => return Err(other),
+            self.write(var.res, v);
+            let r = self.eval(body);
+            if let Some(v) = self.loop_step(r, label, &mut last)? {
+                return Ok(v);
             }
             i += 1;
         }
@@ -431,28 +499,44 @@ impl<'a> Interp<'a> {
         }
         let result = match &f {
             Value::Func(closure) => self.call_closure(closure, base, args.len(), span),
-            Value::Builtin(b) => b.call(&self.stack[base..], self.out).at(span),
-            other => fail(ErrorKind::NotCallable(other.type_of()), span),
+            Value::Builtin(b) => {
+                let r = b.call(&self.stack[base..], self.out);
+                self.at(r, span)
+            }
+            other => self.fail(ErrorKind::NotCallable(other.type_of()), span),
         };
         self.stack.truncate(base);
         result
     }
 
     /// Calls a closure whose `argc` arguments are on the stack from `base`.
-    fn call_closure(&mut self, closure: &Rc<Closure>, base: usize, argc: usize, span: Span) -> Flow {
+    fn call_closure(
+        &mut self,
+        closure: &Rc<Closure>,
+        base: usize,
+        argc: usize,
+        span: Span,
+    ) -> Flow {
         let Code::Ast(func) = &closure.code;
         let (min, max) = func.arity();
         if argc < min || argc > max {
-            return fail(ErrorKind::Arity { min, max, got: argc }, span);
+            return self.fail(
+                ErrorKind::Arity {
+                    min,
+                    max,
+                    got: argc,
+                },
+                span,
+            );
         }
         if self.depth >= self.limits.max_depth || crate::stack::exhausted() {
-            return fail(ErrorKind::RecursionLimit, span);
+            return self.fail(ErrorKind::RecursionLimit, span);
         }
         self.poll(span)?;
         let saved = (
             self.base,
             self.cell_base,
-            std::mem::replace(&mut self.closure, Some(closure.clone())),
+            self.closure.replace(closure.clone()),
         );
         self.base = base;
         self.depth += 1;
@@ -472,10 +556,8 @@ impl<'a> Interp<'a> {
             }
         }
         if result.is_ok() {
-            result = match self.eval(&func.body) {
-                Ok(v) | Err(Unwind::Return(v)) => Ok(v),
-                Err(e) => Err(e),
-            };
+            let r = self.eval(&func.body);
+            result = self.returned(r);
         }
         self.depth -= 1;
         self.stack.truncate(base);
@@ -489,18 +571,21 @@ impl<'a> Interp<'a> {
             if let Some(path) = place::Path::of(receiver) {
                 let indices = self.eval_indices(&path)?;
                 let argv = self.eval_args(args)?;
-                return self
-                    .with_place(&path, &indices, |slot| builtins::call_mut_method(slot, method, &argv))
-                    .at(span);
+                let r = self.with_place(&path, &indices, |slot| {
+                    builtins::call_mut_method(slot, method, &argv)
+                });
+                return self.at(r, span);
             }
         }
         let mut recv = self.eval(receiver)?;
         let argv = self.eval_args(args)?;
         if builtins::is_mutating_method(method) {
             // On a temporary: the change is not visible anywhere, but errors still are.
-            return builtins::call_mut_method(&mut recv, method, &argv).at(span);
+            let r = builtins::call_mut_method(&mut recv, method, &argv);
+            return self.at(r, span);
         }
-        builtins::call_method(&recv, method, &argv).at(span)
+        let r = builtins::call_method(&recv, method, &argv);
+        self.at(r, span)
     }
 
     fn eval_args(&mut self, args: &[Expr]) -> Flow<Vec<Value>> {
@@ -526,8 +611,9 @@ impl<'a> Interp<'a> {
                 if let Res::Local(s) = var.res {
                     let y = self.eval(rhs)?;
                     let slot = &mut self.stack[self.base + s as usize];
-                    ops::add_in_place(slot, &y).at(span)?;
-                    return Ok(slot.clone());
+                    let r = ops::add_in_place(slot, &y);
+                    self.at(r, span)?;
+                    return Ok(self.stack[self.base + s as usize].clone());
                 }
             }
             let v = match op {
@@ -535,7 +621,8 @@ impl<'a> Interp<'a> {
                 Some(op) => {
                     let old = self.read(var.res, &var.name, target.span)?;
                     let y = self.eval(value)?;
-                    binary_fast(op, &old, &y).at(span)?
+                    let r = binary_fast(op, &old, &y);
+                    self.at(r, span)?
                 }
             };
             self.write(var.res, v.clone());
@@ -544,42 +631,57 @@ impl<'a> Interp<'a> {
         let path = place::Path::of(target).expect("the parser only accepts places");
         let indices = self.eval_indices(&path)?;
         let v = self.eval(value)?;
-        self.with_place(&path, &indices, |slot| {
+        let r = self.with_place(&path, &indices, |slot| {
             let new = match op {
                 None => v,
                 Some(op) => binary_fast(op, slot, &v)?,
             };
             *slot = new.clone();
             Ok(new)
-        })
-        .at(target.span)
+        });
+        self.at(r, target.span)
     }
 }
 
 /// Int and float fast paths before the general operator semantics.
-#[inline]
+#[inline(always)]
 fn binary_fast(op: BinOp, x: &Value, y: &Value) -> Result<Value, ErrorKind> {
-    if let (Value::Int(a), Value::Int(b)) = (x, y) {
-        let (a, b) = (*a, *b);
-        match op {
-            BinOp::Lt => return Ok(Value::Bool(a < b)),
-            BinOp::Le => return Ok(Value::Bool(a <= b)),
-            BinOp::Gt => return Ok(Value::Bool(a > b)),
-            BinOp::Ge => return Ok(Value::Bool(a >= b)),
-            BinOp::Eq => return Ok(Value::Bool(a == b)),
-            BinOp::Ne => return Ok(Value::Bool(a != b)),
-            BinOp::Add => {
-                if let Some(r) = a.checked_add(b) {
-                    return Ok(Value::Int(r));
-                }
+    match (x, y) {
+        (Value::Int(a), Value::Int(b)) => {
+            let (a, b) = (*a, *b);
+            let fast = match op {
+                BinOp::Lt => Some(Value::Bool(a < b)),
+                BinOp::Le => Some(Value::Bool(a <= b)),
+                BinOp::Gt => Some(Value::Bool(a > b)),
+                BinOp::Ge => Some(Value::Bool(a >= b)),
+                BinOp::Eq => Some(Value::Bool(a == b)),
+                BinOp::Ne => Some(Value::Bool(a != b)),
+                BinOp::Add => a.checked_add(b).map(Value::Int),
+                BinOp::Sub => a.checked_sub(b).map(Value::Int),
+                BinOp::Mul => a.checked_mul(b).map(Value::Int),
+                BinOp::Div if b != 0 => a.checked_div(b).map(Value::Int),
+                BinOp::Mod if b != 0 => a.checked_rem(b).map(Value::Int),
+                _ => None,
+            };
+            if let Some(v) = fast {
+                return Ok(v);
             }
-            BinOp::Sub => {
-                if let Some(r) = a.checked_sub(b) {
-                    return Ok(Value::Int(r));
-                }
-            }
-            _ => {}
         }
+        (Value::Float(a), Value::Float(b)) => {
+            let (a, b) = (*a, *b);
+            match op {
+                BinOp::Add => return Ok(Value::Float(a + b)),
+                BinOp::Sub => return Ok(Value::Float(a - b)),
+                BinOp::Mul => return Ok(Value::Float(a * b)),
+                BinOp::Div => return Ok(Value::Float(a / b)),
+                BinOp::Lt => return Ok(Value::Bool(a < b)),
+                BinOp::Le => return Ok(Value::Bool(a <= b)),
+                BinOp::Gt => return Ok(Value::Bool(a > b)),
+                BinOp::Ge => return Ok(Value::Bool(a >= b)),
+                _ => {}
+            }
+        }
+        _ => {}
     }
     ops::binary(op, x, y)
 }

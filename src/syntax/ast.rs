@@ -98,6 +98,9 @@ pub enum ExprKind {
         func: Rc<Function>,
     },
     Lambda(Rc<Function>),
+    /// A `break` or `continue` outside any loop: an error when (and only if) it runs, as
+    /// in the reference, so output printed before it is kept.
+    Misplaced(&'static str),
 }
 
 #[derive(Debug)]

@@ -469,6 +469,18 @@ impl<'a> Lexer<'a> {
                 return self.err("expected hex digits after 0x", lo, self.pos);
             }
             let digits = &self.src[start..self.pos];
+            // `0xffi64`: an ignored integer suffix after the hex digits.
+            for suffix in [
+                "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128",
+                "usize",
+            ] {
+                if self.src[self.pos..].starts_with(suffix)
+                    && !self.at(suffix.len()).is_ascii_alphanumeric()
+                {
+                    self.pos += suffix.len();
+                    break;
+                }
+            }
             return match i64::from_str_radix(digits, 16) {
                 Ok(v) => Ok(Tok::Int(v)),
                 Err(_) => self.err("integer literal is too large", lo, self.pos),
@@ -501,7 +513,11 @@ impl<'a> Lexer<'a> {
         let suffix_start = self.pos;
         if matches!(self.peek(), b'i' | b'u' | b'f') {
             let mut end = self.pos + 1;
-            while self.bytes.get(end).is_some_and(|b| b.is_ascii_alphanumeric()) {
+            while self
+                .bytes
+                .get(end)
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+            {
                 end += 1;
             }
             let suffix = &self.src[suffix_start..end];
@@ -690,7 +706,13 @@ impl<'a> Lexer<'a> {
                     }
                     pieces.push(self.fstring_hole()?);
                 }
-                b'}' => return self.err("unmatched '}' in f-string (write '}}')", self.pos, self.pos + 1),
+                b'}' => {
+                    return self.err(
+                        "unmatched '}' in f-string (write '}}')",
+                        self.pos,
+                        self.pos + 1,
+                    )
+                }
                 _ => {
                     let ch = self.src[self.pos..].chars().next().unwrap_or('?');
                     lit.push(ch);
@@ -712,7 +734,13 @@ impl<'a> Lexer<'a> {
                 0 if self.pos >= self.bytes.len() => {
                     return self.err("unterminated '{' in f-string", open, open + 1)
                 }
-                b'"' => return self.err("string literals are not allowed inside an f-string hole", self.pos, self.pos + 1),
+                b'"' => {
+                    return self.err(
+                        "string literals are not allowed inside an f-string hole",
+                        self.pos,
+                        self.pos + 1,
+                    )
+                }
                 b'(' | b'[' | b'{' => depth += 1,
                 b')' | b']' => depth = depth.saturating_sub(1),
                 b'}' if depth == 0 => break,
@@ -753,7 +781,12 @@ fn parse_spec(text: &str) -> Option<FormatSpec> {
     let width = if width.is_empty() {
         None
     } else {
-        Some(width.parse().ok().filter(|_| width.bytes().all(|b| b.is_ascii_digit()))?)
+        Some(
+            width
+                .parse()
+                .ok()
+                .filter(|_| width.bytes().all(|b| b.is_ascii_digit()))?,
+        )
     };
     let precision = match precision {
         Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
@@ -781,44 +814,53 @@ mod tests {
 
     #[test]
     fn numbers() {
-        assert_eq!(toks("42 0xff 0XFF 5i32 7u8"), vec![
-            Tok::Int(42),
-            Tok::Int(255),
-            Tok::Int(255),
-            Tok::Int(5),
-            Tok::Int(7)
-        ]);
-        assert_eq!(toks("1.5 2.0e3 1e10 1e-2"), vec![
-            Tok::Float(1.5),
-            Tok::Float(2000.0),
-            Tok::Float(1e10),
-            Tok::Float(0.01)
-        ]);
-        assert_eq!(toks("1..3"), vec![
-            Tok::Int(1),
-            Tok::P(Punct::DotDot),
-            Tok::Int(3)
-        ]);
+        assert_eq!(
+            toks("42 0xff 0XFF 5i32 7u8"),
+            vec![
+                Tok::Int(42),
+                Tok::Int(255),
+                Tok::Int(255),
+                Tok::Int(5),
+                Tok::Int(7)
+            ]
+        );
+        assert_eq!(
+            toks("1.5 2.0e3 1e10 1e-2"),
+            vec![
+                Tok::Float(1.5),
+                Tok::Float(2000.0),
+                Tok::Float(1e10),
+                Tok::Float(0.01)
+            ]
+        );
+        assert_eq!(
+            toks("1..3"),
+            vec![Tok::Int(1), Tok::P(Punct::DotDot), Tok::Int(3)]
+        );
         assert!(tokenize("9223372036854775808", 0).is_err());
         assert_eq!(toks("9223372036854775807"), vec![Tok::Int(i64::MAX)]);
     }
 
     #[test]
     fn comments_nest_and_hash_comments() {
-        assert_eq!(toks("1 /* a /* b */ c */ 2 # three\n4 // five\n/// doc\n6"), vec![
-            Tok::Int(1),
-            Tok::Int(2),
-            Tok::Int(4),
-            Tok::Int(6)
-        ]);
+        assert_eq!(
+            toks("1 /* a /* b */ c */ 2 # three\n4 // five\n/// doc\n6"),
+            vec![Tok::Int(1), Tok::Int(2), Tok::Int(4), Tok::Int(6)]
+        );
         assert!(tokenize("/* open /* */", 0).is_err());
     }
 
     #[test]
     fn strings_and_escapes() {
-        assert_eq!(toks(r#""a\n\t\"b\u{48}""#), vec![Tok::Str("a\n\t\"bH".into())]);
+        assert_eq!(
+            toks(r#""a\n\t\"b\u{48}""#),
+            vec![Tok::Str("a\n\t\"bH".into())]
+        );
         assert_eq!(toks(r#"r"a\nb""#), vec![Tok::Str("a\\nb".into())]);
-        assert_eq!(toks(r##"r#"say "hi""#"##), vec![Tok::Str("say \"hi\"".into())]);
+        assert_eq!(
+            toks(r##"r#"say "hi""#"##),
+            vec![Tok::Str("say \"hi\"".into())]
+        );
         assert!(tokenize("\"abc", 0).is_err());
         assert!(tokenize(r#""\q""#, 0).is_err());
     }
@@ -840,25 +882,28 @@ mod tests {
 
     #[test]
     fn operators_longest_match() {
-        assert_eq!(toks("**= ** * <<= << <= ..= .. ."), vec![
-            Tok::P(Punct::StarStarEq),
-            Tok::P(Punct::StarStar),
-            Tok::P(Punct::Star),
-            Tok::P(Punct::ShlEq),
-            Tok::P(Punct::Shl),
-            Tok::P(Punct::Le),
-            Tok::P(Punct::DotDotEq),
-            Tok::P(Punct::DotDot),
-            Tok::P(Punct::Dot)
-        ]);
+        assert_eq!(
+            toks("**= ** * <<= << <= ..= .. ."),
+            vec![
+                Tok::P(Punct::StarStarEq),
+                Tok::P(Punct::StarStar),
+                Tok::P(Punct::Star),
+                Tok::P(Punct::ShlEq),
+                Tok::P(Punct::Shl),
+                Tok::P(Punct::Le),
+                Tok::P(Punct::DotDotEq),
+                Tok::P(Punct::DotDot),
+                Tok::P(Punct::Dot)
+            ]
+        );
     }
 
     #[test]
     fn labels_and_chars() {
-        assert_eq!(toks("'outer 'a'"), vec![
-            Tok::Label("outer".into()),
-            Tok::Str("a".into())
-        ]);
+        assert_eq!(
+            toks("'outer 'a'"),
+            vec![Tok::Label("outer".into()), Tok::Str("a".into())]
+        );
     }
 
     #[test]

@@ -288,8 +288,7 @@ impl Parser {
 
     fn binary_rest(&mut self, mut lhs: Expr, min_prec: u8) -> PResult<Expr> {
         let mut chained = 0;
-        loop {
-            let Tok::P(p) = *self.peek() else { break };
+        while let Tok::P(p) = *self.peek() {
             let Some((prec, kind)) = binary_op(p) else {
                 break;
             };
@@ -355,8 +354,8 @@ impl Parser {
         let mut chained = 0;
         loop {
             match self.peek() {
-                // A call's `(` and an index's `[` must be on the line of what they apply to;
-                // on a new line they start a new statement.
+                // A call's `(` must be on the callee's line; on a new line it starts a new
+                // statement. (An index's `[` may continue onto the next line.)
                 Tok::P(Punct::LParen) if !self.newline_before() => {
                     self.bump();
                     let args = self.args(Punct::RParen, "to close the argument list")?;
@@ -369,7 +368,7 @@ impl Parser {
                         span,
                     };
                 }
-                Tok::P(Punct::LBracket) if !self.newline_before() => {
+                Tok::P(Punct::LBracket) => {
                     self.bump();
                     let index = self.expr()?;
                     self.expect(Punct::RBracket, "to close the index")?;
@@ -487,10 +486,7 @@ impl Parser {
                 }
                 let mut e = self.expr()?;
                 if self.is(Punct::Comma) {
-                    return Err(Error::syntax(
-                        "tuples are not supported",
-                        self.peek_span(),
-                    ));
+                    return Err(Error::syntax("tuples are not supported", self.peek_span()));
                 }
                 self.expect(Punct::RParen, "to close the parenthesis")?;
                 e.span = span.to(self.prev_span());
@@ -578,8 +574,9 @@ impl Parser {
         if self.newline_before()
             || matches!(
                 self.peek(),
-                Tok::P(Punct::Semi | Punct::RBrace | Punct::RParen | Punct::Comma | Punct::RBracket)
-                    | Tok::Eof
+                Tok::P(
+                    Punct::Semi | Punct::RBrace | Punct::RParen | Punct::Comma | Punct::RBracket
+                ) | Tok::Eof
             )
         {
             return Ok(None);

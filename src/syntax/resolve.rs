@@ -14,7 +14,7 @@
 //! `fun` declarations in a block are hoisted: their names are visible from the start of
 //! the block, so nested functions can be mutually recursive in either order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use crate::error::Error;
@@ -23,9 +23,12 @@ use crate::syntax::ast::*;
 use crate::syntax::source::Span;
 
 pub fn resolve_program(func: &mut Function, globals: &mut Globals) -> Result<(), Error> {
+    let mut known_globals: HashSet<Name> = top_level_names(func).into_keys().collect();
+    known_globals.extend(globals.defined_names());
     let mut r = Resolver {
         fns: Vec::new(),
         globals,
+        known_globals,
     };
     r.function(func, true)
 }
@@ -48,6 +51,10 @@ struct FnState {
 struct Resolver<'g> {
     fns: Vec<FnState>,
     globals: &'g mut Globals,
+    /// Names that are globals for assignment inside functions: declared at the script's
+    /// top level or already defined in the session. Assigning any other undeclared name
+    /// inside a function creates a local of that function, as in the reference.
+    known_globals: HashSet<Name>,
 }
 
 /// During the first walk a local's `Res` temporarily holds its declaration number.
@@ -289,13 +296,22 @@ impl Resolver<'_> {
                 r
             }
             ExprKind::Break { label, value } => {
-                self.check_loop(label.as_ref(), "break", span)?;
+                if !self.check_loop(label.as_ref(), span)? {
+                    e.kind = ExprKind::Misplaced("Break outside of loop");
+                    return Ok(());
+                }
                 match value {
                     Some(v) => self.expr(v),
                     None => Ok(()),
                 }
             }
-            ExprKind::Continue { label } => self.check_loop(label.as_ref(), "continue", span),
+            ExprKind::Continue { label } => {
+                if !self.check_loop(label.as_ref(), span)? {
+                    e.kind = ExprKind::Misplaced("Continue outside of loop");
+                }
+                Ok(())
+            }
+            ExprKind::Misplaced(_) => Ok(()),
             ExprKind::Return(v) => match v {
                 Some(v) => self.expr(v),
                 None => Ok(()),
@@ -337,18 +353,32 @@ impl Resolver<'_> {
         }
     }
 
-    /// Assignment to a name that is not declared anywhere creates a global.
+    /// Assignment to an undeclared name creates a global at the script's top level and a
+    /// function-wide local inside a function (unless the name is a known global).
     fn assign_target(&mut self, target: &mut Expr) -> Result<(), Error> {
         match &mut target.kind {
             ExprKind::Var(v) => {
                 v.res = self.lookup(&v.name);
+                if matches!(v.res, Res::Global(_))
+                    && !self.cur().is_script
+                    && !self.known_globals.contains(&v.name)
+                {
+                    let f = self.cur();
+                    let id = f.vars.len() as u32;
+                    f.vars.push(VarInfo { captured: false });
+                    f.scopes[0].push((v.name.clone(), id));
+                    v.res = pending(id);
+                }
                 Ok(())
             }
             ExprKind::Index { base, index } => {
                 self.assign_target(base)?;
                 self.expr(index)
             }
-            _ => Err(Error::syntax("cannot assign to this expression", target.span)),
+            _ => Err(Error::syntax(
+                "cannot assign to this expression",
+                target.span,
+            )),
         }
     }
 
@@ -364,15 +394,12 @@ impl Resolver<'_> {
         f.num_loops - 1
     }
 
-    fn check_loop(&mut self, label: Option<&Name>, what: &str, span: Span) -> Result<(), Error> {
+    /// Whether a `break`/`continue` is inside a loop; a label must name an enclosing loop.
+    fn check_loop(&mut self, label: Option<&Name>, span: Span) -> Result<bool, Error> {
         let loops = &self.cur().loops;
         match label {
-            None if loops.is_empty() => Err(Error::syntax(
-                format!("'{what}' outside of a loop"),
-                span,
-            )),
-            None => Ok(()),
-            Some(l) if loops.iter().any(|x| x.as_ref() == Some(l)) => Ok(()),
+            None => Ok(!loops.is_empty()),
+            Some(l) if loops.iter().any(|x| x.as_ref() == Some(l)) => Ok(true),
             Some(l) => Err(Error::syntax(
                 format!("no enclosing loop is labeled '{l}"),
                 span,
@@ -392,7 +419,7 @@ fn fix_res(res: &mut Res, assign: &[Res]) {
 fn fix_expr(e: &mut Expr, assign: &[Res]) {
     match &mut e.kind {
         ExprKind::Nil | ExprKind::Bool(_) | ExprKind::Int(_) | ExprKind::Float(_) => {}
-        ExprKind::Str(_) | ExprKind::Continue { .. } => {}
+        ExprKind::Str(_) | ExprKind::Continue { .. } | ExprKind::Misplaced(_) => {}
         ExprKind::FString(parts) => {
             for p in parts {
                 if let FPart::Hole(e, _) = p {
@@ -439,7 +466,9 @@ fn fix_expr(e: &mut Expr, assign: &[Res]) {
             fix_expr(body, assign);
         }
         ExprKind::Loop { body, .. } => fix_expr(body, assign),
-        ExprKind::For { var, iter, body, .. } => {
+        ExprKind::For {
+            var, iter, body, ..
+        } => {
             fix_res(&mut var.res, assign);
             fix_expr(iter, assign);
             fix_expr(body, assign);
@@ -530,7 +559,7 @@ pub fn script_calls_main(script: &Function) -> bool {
     visit(&script.body)
 }
 
-/// Names a script defines at its top level (for `main` detection and REPL completion).
+/// Names a script defines at its top level: `let`, `fun` and assignments.
 pub fn top_level_names(script: &Function) -> HashMap<Name, Span> {
     let mut names = HashMap::new();
     if let ExprKind::Block(b) = &script.body.kind {
@@ -539,9 +568,24 @@ pub fn top_level_names(script: &Function) -> HashMap<Name, Span> {
                 ExprKind::FunDecl { binding, .. } | ExprKind::Let { binding, .. } => {
                     names.insert(binding.name.clone(), binding.span);
                 }
+                ExprKind::Assign { target, .. } => {
+                    if let ExprKind::Var(v) = &target.kind {
+                        names.insert(v.name.clone(), target.span);
+                    }
+                }
                 _ => {}
             }
         }
     }
     names
+}
+
+/// Whether the script declares `main` as a function at its top level.
+pub fn defines_main(script: &Function) -> bool {
+    match &script.body.kind {
+        ExprKind::Block(b) => b.stmts.iter().any(
+            |s| matches!(&s.kind, ExprKind::FunDecl { binding, .. } if &*binding.name == "main"),
+        ),
+        _ => false,
+    }
 }

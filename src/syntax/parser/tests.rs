@@ -24,23 +24,41 @@ fn sexp(e: &Expr) -> String {
         ExprKind::Unary(op, e) => format!("({op:?} {})", sexp(e)),
         ExprKind::Binary(op, a, b) => format!("({} {} {})", op.symbol(), sexp(a), sexp(b)),
         ExprKind::Logic(op, a, b) => format!("({op:?} {} {})", sexp(a), sexp(b)),
-        ExprKind::Range { start, end, inclusive } => {
-            format!("({} {} {})", if *inclusive { "..=" } else { ".." }, sexp(start), sexp(end))
+        ExprKind::Range {
+            start,
+            end,
+            inclusive,
+        } => {
+            format!(
+                "({} {} {})",
+                if *inclusive { "..=" } else { ".." },
+                sexp(start),
+                sexp(end)
+            )
         }
-        ExprKind::If { cond, then_branch, else_branch } => match else_branch {
+        ExprKind::If {
+            cond,
+            then_branch,
+            else_branch,
+        } => match else_branch {
             Some(e) => format!("(if {} {} {})", sexp(cond), sexp(then_branch), sexp(e)),
             None => format!("(if {} {})", sexp(cond), sexp(then_branch)),
         },
         ExprKind::Block(b) => format!("{{{}}}", list(&b.stmts)),
         ExprKind::While { cond, body, .. } => format!("(while {} {})", sexp(cond), sexp(body)),
         ExprKind::Loop { body, .. } => format!("(loop {})", sexp(body)),
-        ExprKind::For { var, iter, body, .. } => {
+        ExprKind::For {
+            var, iter, body, ..
+        } => {
             format!("(for {} {} {})", var.name, sexp(iter), sexp(body))
         }
         ExprKind::Break { label, value } => format!(
             "(break{}{})",
             label.as_ref().map(|l| format!(" '{l}")).unwrap_or_default(),
-            value.as_ref().map(|v| format!(" {}", sexp(v))).unwrap_or_default()
+            value
+                .as_ref()
+                .map(|v| format!(" {}", sexp(v)))
+                .unwrap_or_default()
         ),
         ExprKind::Continue { .. } => "(continue)".into(),
         ExprKind::Return(v) => match v {
@@ -48,7 +66,11 @@ fn sexp(e: &Expr) -> String {
             None => "(return)".into(),
         },
         ExprKind::Call { callee, args } => format!("(call {} {})", sexp(callee), list(args)),
-        ExprKind::Method { receiver, method, args } => {
+        ExprKind::Method {
+            receiver,
+            method,
+            args,
+        } => {
             format!("(.{method} {} {})", sexp(receiver), list(args))
         }
         ExprKind::Index { base, index } => format!("(idx {} {})", sexp(base), sexp(index)),
@@ -66,6 +88,7 @@ fn sexp(e: &Expr) -> String {
             format!("(fun {} {})", binding.name, sexp(&func.body))
         }
         ExprKind::Lambda(func) => format!("(lambda {})", sexp(&func.body)),
+        ExprKind::Misplaced(what) => format!("(misplaced {what})"),
     }
 }
 
@@ -75,7 +98,9 @@ fn list(items: &[Expr]) -> String {
 
 fn parse(src: &str) -> String {
     let f = parse_program(src, 0, "test").unwrap_or_else(|e| panic!("{src}: {e}"));
-    let ExprKind::Block(b) = &f.body.kind else { unreachable!() };
+    let ExprKind::Block(b) = &f.body.kind else {
+        unreachable!()
+    };
     list(&b.stmts)
 }
 
@@ -114,7 +139,10 @@ fn ranges_logic_ternary_assignment() {
 
 #[test]
 fn postfix_and_calls() {
-    assert_eq!(parse("f(1)(2)[0].push(3)"), "(.push (idx (call (call f 1) 2) 0) 3)");
+    assert_eq!(
+        parse("f(1)(2)[0].push(3)"),
+        "(.push (idx (call (call f 1) 2) 0) 3)"
+    );
     assert_eq!(parse("-a[0]"), "(Neg (idx a 0))");
     // A `(` on the next line starts a new statement.
     assert_eq!(parse("f\n(1)"), "f 1");
@@ -123,13 +151,20 @@ fn postfix_and_calls() {
 #[test]
 fn block_like_statements_end_at_their_brace() {
     assert_eq!(parse("if a { 1 } else { 2 }\n-1"), "(if a {1} {2}) (Neg 1)");
-    assert_eq!(parse("let y = if a { 1 } else { 2 } + 10"), "(let y (+ (if a {1} {2}) 10))");
+    assert_eq!(
+        parse("let y = if a { 1 } else { 2 } + 10"),
+        "(let y (+ (if a {1} {2}) 10))"
+    );
     assert_eq!(parse("while x { }\n[1]"), "(while x {}) [1]");
+    assert_eq!(parse("let y = a\n[0]"), "(let y (idx a 0))");
 }
 
 #[test]
 fn functions_and_closures() {
-    assert_eq!(parse("fun f(a, b: i64, c = 10) -> i64 { a }"), "(fun f {a})");
+    assert_eq!(
+        parse("fun f(a, b: i64, c = 10) -> i64 { a }"),
+        "(fun f {a})"
+    );
     assert_eq!(parse("fn g() {}"), "(fun g {})");
     assert_eq!(parse("|x| x + 1"), "(lambda (+ x 1))");
     assert_eq!(parse("|| 42"), "(lambda 42)");
