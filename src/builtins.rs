@@ -4,6 +4,7 @@ use std::io::Write;
 use std::rc::Rc;
 
 use crate::error::ErrorKind;
+use crate::syntax::lexer::FormatSpec;
 use crate::value::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -325,6 +326,23 @@ fn method_error(receiver: &Value, method: &str, args: &[Value]) -> ErrorKind {
             receiver: receiver.type_of(),
             method: method.to_string(),
         },
+    }
+}
+
+/// One `{expr:spec}` of an f-string: the plain form, floats (and ints) with the requested
+/// precision, padded to the requested width (numbers right-aligned, the rest left-aligned).
+pub fn format_hole(out: &mut String, v: &Value, spec: &FormatSpec) {
+    let text = match (v, spec.precision) {
+        (Value::Float(f), Some(p)) => format!("{f:.p$}"),
+        (Value::Int(i), Some(p)) => format!("{:.p$}", *i as f64),
+        _ => v.plain().to_string(),
+    };
+    match spec.width {
+        Some(w) if matches!(v, Value::Int(_) | Value::Float(_)) => {
+            out.push_str(&format!("{text:>w$}"))
+        }
+        Some(w) => out.push_str(&format!("{text:<w$}")),
+        None => out.push_str(&text),
     }
 }
 

@@ -56,8 +56,6 @@ pub enum ErrorKind {
     Builtin(String),
     RecursionLimit,
     Interrupted,
-    /// `break`/`continue` outside a loop, `return` at the top level of the REPL, ...
-    Misplaced(&'static str),
 }
 
 /// The arithmetic and bitwise operators, for error messages.
@@ -148,7 +146,6 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Builtin(msg) => f.write_str(msg),
             ErrorKind::RecursionLimit => f.write_str("Recursion limit exceeded"),
             ErrorKind::Interrupted => f.write_str("Interrupted"),
-            ErrorKind::Misplaced(what) => f.write_str(what),
         }
     }
 }

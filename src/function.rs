@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use crate::bytecode::proto::Proto;
 use crate::syntax::ast::{Function, Name};
 use crate::value::Upvalue;
 
@@ -14,12 +15,14 @@ pub struct Closure {
 
 pub enum Code {
     Ast(Rc<Function>),
+    Bytecode(Rc<Proto>),
 }
 
 impl Closure {
     pub fn name(&self) -> &Name {
         match &self.code {
             Code::Ast(f) => &f.name,
+            Code::Bytecode(p) => &p.name,
         }
     }
 }

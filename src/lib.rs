@@ -5,6 +5,7 @@
 //! line, the REPL and `ruchydbg` share.
 
 pub mod builtins;
+pub mod bytecode;
 pub mod error;
 pub mod function;
 pub mod globals;
@@ -15,3 +16,4 @@ pub mod session;
 pub mod stack;
 pub mod syntax;
 pub mod value;
+pub mod vm;

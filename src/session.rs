@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::rc::Rc;
 
+use crate::bytecode::compile::compile_script;
 use crate::error::Error;
 use crate::globals::Globals;
 use crate::interp::Interp;
@@ -14,6 +15,7 @@ use crate::syntax::parser::parse_program;
 use crate::syntax::resolve::{defines_main, resolve_program, script_calls_main};
 use crate::syntax::source::SourceMap;
 use crate::value::Value;
+use crate::vm::Vm;
 
 /// Which engine runs the code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,16 +53,17 @@ impl Tier {
     /// The tiers built so far; asking for another one is a usage error that says so.
     pub fn available(self) -> Result<(), String> {
         match self {
-            Tier::Ast => Ok(()),
-            Tier::Vm => Err("the bytecode VM tier is not built yet (use --tier ast)".into()),
-            Tier::Jit => Err("the JIT tier is not built yet (use --tier ast)".into()),
-            Tier::Auto => Err("the auto tier is not built yet (use --tier ast)".into()),
+            Tier::Ast | Tier::Vm => Ok(()),
+            Tier::Jit => Err("the JIT tier is not built yet (use --tier vm or --tier ast)".into()),
+            Tier::Auto => {
+                Err("the auto tier is not built yet (use --tier vm or --tier ast)".into())
+            }
         }
     }
 
     /// The tier used when none is asked for.
     pub fn default_tier() -> Tier {
-        Tier::Ast
+        Tier::Vm
     }
 }
 
@@ -116,8 +119,33 @@ impl Session {
     }
 
     fn run_script(&mut self, script: &Rc<Function>) -> Result<Value, Error> {
-        let mut interp = Interp::new(&mut self.globals, &mut *self.out, &self.limits);
-        let result = interp.run_script(script);
+        let result = match self.tier {
+            Tier::Ast => {
+                let mut interp = Interp::new(&mut self.globals, &mut *self.out, &self.limits);
+                interp.run_script(script)
+            }
+            _ => {
+                let proto = compile_script(script, &self.sources)?;
+                let mut vm = Vm::new(&mut self.globals, &mut *self.out, &self.limits);
+                vm.run_script(&proto)
+            }
+        };
+        self.flush();
+        result
+    }
+
+    /// Calls a function value (the program's `main`) in the session's tier.
+    fn call(&mut self, f: &Value, span: crate::syntax::source::Span) -> Result<Value, Error> {
+        let result = match self.tier {
+            Tier::Ast => {
+                let mut interp = Interp::new(&mut self.globals, &mut *self.out, &self.limits);
+                interp.call_value_with(f, Vec::new(), span)
+            }
+            _ => {
+                let mut vm = Vm::new(&mut self.globals, &mut *self.out, &self.limits);
+                vm.call_value(f, Vec::new(), span)
+            }
+        };
         self.flush();
         result
     }
@@ -130,10 +158,7 @@ impl Session {
         if defines_main(&script) && !script_calls_main(&script) {
             let id = self.globals.lookup("main").expect("main was interned");
             if let Some(main) = self.globals.get(id).cloned() {
-                let mut interp = Interp::new(&mut self.globals, &mut *self.out, &self.limits);
-                let result = interp.call_value_with(&main, Vec::new(), script.span);
-                self.flush();
-                return result;
+                return self.call(&main, script.span);
             }
         }
         Ok(value)

@@ -16,7 +16,11 @@ use crate::function::Closure;
 /// the enclosing function and every closure that captured the variable hold the same cell.
 pub type Upvalue = Rc<RefCell<Value>>;
 
+/// `repr(u64)`: an 8-byte tag, then every payload at offset 8. Copies are two aligned
+/// 8-byte moves (with Rust's default layout `Bool` sat at byte 1 and copies were stitched
+/// from odd-sized pieces, stalling store forwarding), and the layout is defined.
 #[derive(Clone, Default)]
+#[repr(u64)]
 pub enum Value {
     #[default]
     Nil,
@@ -110,6 +114,76 @@ impl Type {
 
     pub fn from_index(i: u8) -> Option<Type> {
         Type::ALL.get(i as usize).copied()
+    }
+}
+
+/// Register writes of scalars. Overwriting just the payload when the slot already holds a
+/// value of the same type avoids dropping the old value and, more importantly, avoids
+/// building the new `Value` on the stack and copying it as 16 bytes (a store-forwarding
+/// stall that cost the VM a third of its time). In a hot loop, registers keep their type.
+#[inline(always)]
+pub fn set_int(slot: &mut Value, v: i64) {
+    match slot {
+        Value::Int(p) => *p = v,
+        other => *other = Value::Int(v),
+    }
+}
+
+#[inline(always)]
+pub fn set_float(slot: &mut Value, v: f64) {
+    match slot {
+        Value::Float(p) => *p = v,
+        other => *other = Value::Float(v),
+    }
+}
+
+#[inline(always)]
+pub fn set_bool(slot: &mut Value, v: bool) {
+    match slot {
+        Value::Bool(p) => *p = v,
+        other => *other = Value::Bool(v),
+    }
+}
+
+/// Whether a value owns a reference count (dropping it does work).
+#[inline(always)]
+pub fn is_heap(v: &Value) -> bool {
+    !matches!(
+        v,
+        Value::Nil | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Builtin(_)
+    )
+}
+
+/// Stores a value, calling the old value's destructor only when it has one.
+#[inline(always)]
+pub fn put(slot: &mut Value, v: Value) {
+    let old = std::mem::replace(slot, v);
+    if is_heap(&old) {
+        drop(old);
+    } else {
+        // A scalar has nothing to free; skipping its drop glue keeps this inline.
+        std::mem::forget(old);
+    }
+}
+
+/// Sets a slot to nil, releasing what it held.
+#[inline(always)]
+pub fn clear(slot: &mut Value) {
+    if is_heap(slot) {
+        *slot = Value::Nil;
+    } else {
+        put(slot, Value::Nil);
+    }
+}
+
+/// Copies a value into a slot, scalars without touching the slot's old contents' drop.
+#[inline(always)]
+pub fn set_value(slot: &mut Value, v: &Value) {
+    match *v {
+        Value::Int(i) => set_int(slot, i),
+        Value::Float(f) => set_float(slot, f),
+        Value::Bool(b) => set_bool(slot, b),
+        _ => *slot = v.clone(),
     }
 }
 

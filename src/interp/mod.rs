@@ -361,7 +361,7 @@ impl<'a> Interp<'a> {
                 Ok(f)
             }
             ExprKind::Lambda(func) => Ok(self.make_closure(func)),
-            ExprKind::Misplaced(what) => self.fail(ErrorKind::Misplaced(what), e.span),
+            ExprKind::Misplaced(what) => self.fail(ErrorKind::Builtin(what.to_string()), e.span),
         }
     }
 
@@ -383,7 +383,7 @@ impl<'a> Interp<'a> {
                 FPart::Lit(s) => out.push_str(s),
                 FPart::Hole(e, spec) => {
                     let v = self.eval(e)?;
-                    format_hole(&mut out, &v, spec);
+                    builtins::format_hole(&mut out, &v, spec);
                 }
             }
         }
@@ -491,12 +491,20 @@ impl<'a> Interp<'a> {
     // ---- calls ----
 
     fn call(&mut self, callee: &Expr, args: &[Expr], span: Span) -> Flow {
-        let f = self.eval(callee)?;
+        // A global callee (`fib(n - 1)`) is looked up after its arguments are evaluated,
+        // in every tier; any other callee is evaluated first.
+        let global = matches!(&callee.kind, ExprKind::Var(v) if matches!(v.res, Res::Global(_)));
+        let f = if global {
+            Value::Nil
+        } else {
+            self.eval(callee)?
+        };
         let base = self.stack.len();
         for a in args {
             let v = self.eval(a)?;
             self.stack.push(v);
         }
+        let f = if global { self.eval(callee)? } else { f };
         let result = match &f {
             Value::Func(closure) => self.call_closure(closure, base, args.len(), span),
             Value::Builtin(b) => {
@@ -517,7 +525,9 @@ impl<'a> Interp<'a> {
         argc: usize,
         span: Span,
     ) -> Flow {
-        let Code::Ast(func) = &closure.code;
+        let Code::Ast(func) = &closure.code else {
+            unreachable!("the tree-walker only creates AST closures")
+        };
         let (min, max) = func.arity();
         if argc < min || argc > max {
             return self.fail(
@@ -704,21 +714,4 @@ fn range_bounds(s: &Value, t: &Value, inclusive: bool) -> Result<RangeValue, Err
 
 pub fn make_range(s: &Value, t: &Value, inclusive: bool) -> Result<Value, ErrorKind> {
     range_bounds(s, t, inclusive).map(|r| Value::Range(Rc::new(r)))
-}
-
-/// One `{expr:spec}` of an f-string: the plain form, floats with the requested precision,
-/// padded to the requested width (numbers right-aligned, everything else left-aligned).
-pub fn format_hole(out: &mut String, v: &Value, spec: &crate::syntax::lexer::FormatSpec) {
-    let text = match (v, spec.precision) {
-        (Value::Float(f), Some(p)) => format!("{f:.p$}"),
-        (Value::Int(i), Some(p)) => format!("{:.p$}", *i as f64),
-        _ => v.plain().to_string(),
-    };
-    match spec.width {
-        Some(w) if matches!(v, Value::Int(_) | Value::Float(_)) => {
-            out.push_str(&format!("{text:>w$}"))
-        }
-        Some(w) => out.push_str(&format!("{text:<w$}")),
-        None => out.push_str(&text),
-    }
 }

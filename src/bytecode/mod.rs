@@ -1,0 +1,6 @@
+//! The bytecode: one opcode enum with its disassembler (`op`), function prototypes
+//! (`proto`) and the compiler from the resolved AST (`compile`).
+
+pub mod compile;
+pub mod op;
+pub mod proto;

@@ -1,0 +1,829 @@
+//! Tier 0.5: the bytecode VM.
+//!
+//! One register stack holds every frame's registers; a frame is a window of it starting at
+//! `base`. A Ruchy call pushes a `Frame` and continues in the same Rust loop, so recursion
+//! depth costs heap, not native stack: `d(100000)` runs, and the limit is `--max-depth`.
+//!
+//! Int and float fast paths are inlined here; everything else goes through `ops` and
+//! `builtins`, the same code the tree-walker runs, so the tiers cannot drift apart.
+
+mod place;
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
+
+use crate::builtins::{self, Builtin};
+use crate::bytecode::op::Op;
+use crate::bytecode::proto::{Proto, TemplatePart};
+use crate::error::{ArithOp, Error, ErrorKind};
+use crate::function::{Closure, Code};
+use crate::globals::Globals;
+use crate::limits::Limits;
+use crate::ops;
+use crate::syntax::ast::Capture;
+use crate::value::{clear, put, set_bool, set_float, set_int, Upvalue, Value};
+
+/// A suspended caller. The slots of `Vm::frames` are reused (fields overwritten in place,
+/// which is cheaper than building and copying a whole frame); `depth` says how many are
+/// live.
+struct Frame {
+    closure: Option<Rc<Closure>>,
+    /// Where to continue (saved while a callee runs).
+    pc: usize,
+    base: usize,
+    cell_base: usize,
+    argc: usize,
+    /// Stack index of the caller's register that receives the result.
+    ret: usize,
+}
+
+pub struct Vm<'a> {
+    globals: &'a mut Globals,
+    out: &'a mut dyn Write,
+    limits: &'a Limits,
+    stack: Vec<Value>,
+    frames: Vec<Frame>,
+    /// Live suspended frames in `frames`.
+    depth: usize,
+    cells: Vec<Upvalue>,
+}
+
+fn proto_of(c: &Closure) -> &Rc<Proto> {
+    match &c.code {
+        Code::Bytecode(p) => p,
+        Code::Ast(_) => unreachable!("the VM only creates bytecode closures"),
+    }
+}
+
+impl<'a> Vm<'a> {
+    pub fn new(globals: &'a mut Globals, out: &'a mut dyn Write, limits: &'a Limits) -> Self {
+        Vm {
+            globals,
+            out,
+            limits,
+            stack: Vec::new(),
+            frames: Vec::new(),
+            depth: 0,
+            cells: Vec::new(),
+        }
+    }
+
+    /// Saves the running frame's state while it calls.
+    #[inline(always)]
+    fn suspend(
+        &mut self,
+        closure: Rc<Closure>,
+        pc: usize,
+        base: usize,
+        cell_base: usize,
+        argc: usize,
+        ret: usize,
+    ) {
+        if self.depth == self.frames.len() {
+            self.frames.push(Frame {
+                closure: None,
+                pc: 0,
+                base: 0,
+                cell_base: 0,
+                argc: 0,
+                ret: 0,
+            });
+        }
+        let f = &mut self.frames[self.depth];
+        f.closure = Some(closure);
+        f.pc = pc;
+        f.base = base;
+        f.cell_base = cell_base;
+        f.argc = argc;
+        f.ret = ret;
+        self.depth += 1;
+    }
+
+    /// Runs a compiled script; returns its value.
+    pub fn run_script(&mut self, script: &Rc<Proto>) -> Result<Value, Error> {
+        let closure = Rc::new(Closure {
+            code: Code::Bytecode(script.clone()),
+            captures: Box::new([]),
+        });
+        self.call_closure(
+            closure,
+            Vec::new(),
+            script.spans.last().copied().unwrap_or_default(),
+        )
+    }
+
+    /// Calls a function value with arguments from outside the VM (`main()` after a script).
+    pub fn call_value(
+        &mut self,
+        f: &Value,
+        args: Vec<Value>,
+        span: crate::syntax::source::Span,
+    ) -> Result<Value, Error> {
+        match f {
+            Value::Func(c) => self.call_closure(c.clone(), args, span),
+            Value::Builtin(b) => b.call(&args, self.out).map_err(|k| Error::new(k, span)),
+            other => Err(Error::new(ErrorKind::NotCallable(other.type_of()), span)),
+        }
+    }
+
+    fn call_closure(
+        &mut self,
+        closure: Rc<Closure>,
+        args: Vec<Value>,
+        span: crate::syntax::source::Span,
+    ) -> Result<Value, Error> {
+        let proto = proto_of(&closure).clone();
+        let argc = args.len();
+        if argc < proto.min_args || argc > proto.max_args {
+            let (min, max) = (proto.min_args, proto.max_args);
+            return Err(Error::new(
+                ErrorKind::Arity {
+                    min,
+                    max,
+                    got: argc,
+                },
+                span,
+            ));
+        }
+        let base = self.stack.len() + 1;
+        self.stack.push(Value::Nil);
+        self.stack.extend(args);
+        self.stack
+            .resize(base + proto.num_regs as usize, Value::Nil);
+        let entry_depth = self.depth;
+        let entry_cells = self.cells.len();
+        let cell_base = self.cells.len();
+        if proto.num_cells > 0 {
+            let placeholder = Rc::new(RefCell::new(Value::Nil));
+            self.cells
+                .extend((0..proto.num_cells).map(|_| placeholder.clone()));
+        }
+        let result = self.execute(entry_depth, closure, base, cell_base, argc);
+        if result.is_err() {
+            // Unwind everything this run suspended.
+            for f in &mut self.frames[entry_depth..self.depth] {
+                f.closure = None;
+            }
+            self.depth = entry_depth;
+            self.cells.truncate(entry_cells);
+        }
+        self.stack.truncate(base - 1);
+        result
+    }
+
+    /// Runs the entry frame until it returns (with `depth` back at `entry_depth`).
+    fn execute(
+        &mut self,
+        entry_depth: usize,
+        entry: Rc<Closure>,
+        entry_base: usize,
+        entry_cell_base: usize,
+        entry_argc: usize,
+    ) -> Result<Value, Error> {
+        // The running frame's state lives in these locals; `self.frames` holds only the
+        // suspended callers. Calls and returns move closures, never clone them.
+        let mut next = entry;
+        let (mut base, mut pc, mut cell_base, mut argc, mut ret) =
+            (entry_base, 0, entry_cell_base, entry_argc, entry_base - 1);
+        'frames: loop {
+            let closure = next;
+            let proto: &Proto = proto_of(&closure);
+            let code = &proto.code[..];
+
+            macro_rules! reg {
+                ($r:expr) => {
+                    self.stack[base + $r as usize]
+                };
+            }
+            // Raise an error at the current instruction.
+            macro_rules! fail {
+                ($kind:expr) => {{
+                    let span = proto.spans[pc - 1];
+                    return Err(Error::new($kind, span));
+                }};
+            }
+            macro_rules! check {
+                ($e:expr) => {
+                    match $e {
+                        Ok(v) => v,
+                        Err(kind) => fail!(kind),
+                    }
+                };
+            }
+            // Arithmetic with an int fast path (checked), a float fast path, then `ops`.
+            macro_rules! arith {
+                ($dst:expr, $a:expr, $b:expr, $checked:ident, $fop:tt, $slow:path) => {{
+                    match (&reg!($a), &reg!($b)) {
+                        (Value::Int(x), Value::Int(y)) => match x.$checked(*y) {
+                            Some(r) => set_int(&mut reg!($dst), r),
+                            None => {
+                                let v = check!($slow(&reg!($a), &reg!($b)));
+                                reg!($dst) = v;
+                            }
+                        },
+                        (Value::Float(x), Value::Float(y)) => {
+                            let r = x $fop y;
+                            set_float(&mut reg!($dst), r)
+                        }
+                        (x, y) => {
+                            let v = check!($slow(x, y));
+                            reg!($dst) = v;
+                        }
+                    }
+                }};
+            }
+            macro_rules! compare {
+                ($a:expr, $b:expr, $op:tt, $ord:pat) => {{
+                    match (&reg!($a), &reg!($b)) {
+                        (Value::Int(x), Value::Int(y)) => x $op y,
+                        (Value::Float(x), Value::Float(y)) => x $op y,
+                        (x, y) => matches!(check!(ops::compare(x, y)), Some($ord)),
+                    }
+                }};
+            }
+            macro_rules! compare_imm {
+                ($a:expr, $imm:expr, $op:tt, $ord:pat) => {{
+                    match &reg!($a) {
+                        Value::Int(x) => *x $op $imm as i64,
+                        x => matches!(
+                            check!(ops::compare(x, &Value::Int($imm as i64))),
+                            Some($ord)
+                        ),
+                    }
+                }};
+            }
+
+            // Enters a bytecode function whose arguments sit after `callee_at`: checks,
+            // suspends the running frame, and continues in the callee.
+            macro_rules! enter {
+                ($callee:expr, $callee_at:expr, $argc:expr) => {{
+                    let callee: Rc<Closure> = $callee;
+                    let callee_at: usize = $callee_at;
+                    let n = $argc as usize;
+                    let callee_proto = proto_of(&callee);
+                    if n < callee_proto.min_args || n > callee_proto.max_args {
+                        let (min, max) = (callee_proto.min_args, callee_proto.max_args);
+                        fail!(ErrorKind::Arity { min, max, got: n });
+                    }
+                    if self.depth >= self.limits.max_depth {
+                        fail!(ErrorKind::RecursionLimit);
+                    }
+                    if self.limits.interrupted() {
+                        fail!(ErrorKind::Interrupted);
+                    }
+                    let new_base = callee_at + 1;
+                    let needed = new_base + callee_proto.num_regs as usize;
+                    if self.stack.len() < needed {
+                        self.stack.resize(needed, Value::Nil);
+                    }
+                    // Parameters that were not passed start as nil.
+                    for slot in
+                        &mut self.stack[new_base + n..new_base + callee_proto.num_params as usize]
+                    {
+                        clear(slot);
+                    }
+                    let new_cell_base = self.cells.len();
+                    if callee_proto.num_cells > 0 {
+                        let placeholder = Rc::new(RefCell::new(Value::Nil));
+                        self.cells
+                            .extend((0..callee_proto.num_cells).map(|_| placeholder.clone()));
+                    }
+                    self.suspend(closure, pc, base, cell_base, argc, ret);
+                    next = callee;
+                    (base, pc, cell_base, argc, ret) = (new_base, 0, new_cell_base, n, callee_at);
+                    continue 'frames;
+                }};
+            }
+
+            loop {
+                let op = code[pc];
+                pc += 1;
+                match op {
+                    Op::LoadNil { dst } => reg!(dst) = Value::Nil,
+                    Op::LoadBool { dst, value } => set_bool(&mut reg!(dst), value),
+                    Op::LoadInt { dst, value } => set_int(&mut reg!(dst), value as i64),
+                    Op::LoadConst { dst, k } => reg!(dst) = proto.const_values[k as usize].clone(),
+                    Op::Move { dst, src } => match reg!(src) {
+                        Value::Int(i) => set_int(&mut reg!(dst), i),
+                        Value::Float(f) => set_float(&mut reg!(dst), f),
+                        ref other => {
+                            let v = other.clone();
+                            reg!(dst) = v;
+                        }
+                    },
+                    Op::GetGlobal { dst, global } => match self.globals.get(global) {
+                        Some(v) => {
+                            let v = v.clone();
+                            put(&mut reg!(dst), v);
+                        }
+                        None => fail!(ErrorKind::UndefinedVariable(
+                            self.globals.name(global).to_string()
+                        )),
+                    },
+                    Op::SetGlobal { global, src } => {
+                        let v = reg!(src).clone();
+                        self.globals.set(global, v);
+                    }
+                    Op::GetUpval { dst, upval } => {
+                        let v = closure.captures[upval as usize].borrow().clone();
+                        reg!(dst) = v;
+                    }
+                    Op::SetUpval { upval, src } => {
+                        let v = reg!(src).clone();
+                        *closure.captures[upval as usize].borrow_mut() = v;
+                    }
+                    Op::GetCell { dst, cell } => {
+                        let v = self.cells[cell_base + cell as usize].borrow().clone();
+                        reg!(dst) = v;
+                    }
+                    Op::SetCell { cell, src } => {
+                        let v = reg!(src).clone();
+                        *self.cells[cell_base + cell as usize].borrow_mut() = v;
+                    }
+                    Op::NewCell { cell, src } => {
+                        let v = reg!(src).clone();
+                        self.cells[cell_base + cell as usize] = Rc::new(RefCell::new(v));
+                    }
+                    Op::Closure { dst, func } => {
+                        let child = &proto.children[func as usize];
+                        let captures = child
+                            .captures
+                            .iter()
+                            .map(|c| match *c {
+                                Capture::Cell(c) => self.cells[cell_base + c as usize].clone(),
+                                Capture::Upvalue(u) => closure.captures[u as usize].clone(),
+                            })
+                            .collect();
+                        reg!(dst) = Value::Func(Rc::new(Closure {
+                            code: Code::Bytecode(child.clone()),
+                            captures,
+                        }));
+                    }
+                    Op::NewArray { dst, first, count } => {
+                        let start = base + first as usize;
+                        let items = self.stack[start..start + count as usize].to_vec();
+                        reg!(dst) = Value::array(items);
+                    }
+                    Op::NewRange {
+                        dst,
+                        start,
+                        end,
+                        inclusive,
+                    } => {
+                        let v = check!(crate::interp::make_range(
+                            &reg!(start),
+                            &reg!(end),
+                            inclusive
+                        ));
+                        reg!(dst) = v;
+                    }
+                    Op::FString {
+                        dst,
+                        first,
+                        template,
+                    } => {
+                        let mut out = String::new();
+                        let mut hole = base + first as usize;
+                        for part in &proto.templates[template as usize] {
+                            match part {
+                                TemplatePart::Lit(s) => out.push_str(s),
+                                TemplatePart::Hole(spec) => {
+                                    builtins::format_hole(&mut out, &self.stack[hole], spec);
+                                    hole += 1;
+                                }
+                            }
+                        }
+                        reg!(dst) = Value::Str(Rc::new(out));
+                    }
+
+                    Op::Add { dst, a, b } => {
+                        // `s = s + x` on an unshared string appends in place.
+                        if dst == a && matches!(reg!(a), Value::Str(_)) {
+                            let y = reg!(b).clone();
+                            check!(ops::add_in_place(&mut reg!(dst), &y));
+                        } else {
+                            arith!(dst, a, b, checked_add, +, ops::add)
+                        }
+                    }
+                    Op::Sub { dst, a, b } => arith!(dst, a, b, checked_sub, -, ops::sub),
+                    Op::Mul { dst, a, b } => arith!(dst, a, b, checked_mul, *, ops::mul),
+                    Op::Div { dst, a, b } => match (&reg!(a), &reg!(b)) {
+                        (Value::Int(x), Value::Int(y)) => {
+                            let r = check!(ops::int_div(*x, *y));
+                            set_int(&mut reg!(dst), r)
+                        }
+                        (Value::Float(x), Value::Float(y)) => {
+                            let r = x / y;
+                            set_float(&mut reg!(dst), r)
+                        }
+                        (x, y) => {
+                            let v = check!(ops::div(x, y));
+                            reg!(dst) = v;
+                        }
+                    },
+                    Op::Mod { dst, a, b } => match (&reg!(a), &reg!(b)) {
+                        (Value::Int(x), Value::Int(y)) => {
+                            let r = check!(ops::int_rem(*x, *y));
+                            set_int(&mut reg!(dst), r)
+                        }
+                        (x, y) => {
+                            let v = check!(ops::rem(x, y));
+                            reg!(dst) = v;
+                        }
+                    },
+                    Op::Pow { dst, a, b } => {
+                        let v = check!(ops::pow(&reg!(a), &reg!(b)));
+                        reg!(dst) = v;
+                    }
+                    Op::BitAnd { dst, a, b } => self
+                        .bitwise(ArithOp::BitAnd, base, dst, a, b)
+                        .map_err(|k| Error::new(k, proto.spans[pc - 1]))?,
+                    Op::BitOr { dst, a, b } => self
+                        .bitwise(ArithOp::BitOr, base, dst, a, b)
+                        .map_err(|k| Error::new(k, proto.spans[pc - 1]))?,
+                    Op::BitXor { dst, a, b } => self
+                        .bitwise(ArithOp::BitXor, base, dst, a, b)
+                        .map_err(|k| Error::new(k, proto.spans[pc - 1]))?,
+                    Op::Shl { dst, a, b } => self
+                        .bitwise(ArithOp::Shl, base, dst, a, b)
+                        .map_err(|k| Error::new(k, proto.spans[pc - 1]))?,
+                    Op::Shr { dst, a, b } => self
+                        .bitwise(ArithOp::Shr, base, dst, a, b)
+                        .map_err(|k| Error::new(k, proto.spans[pc - 1]))?,
+                    Op::Eq { dst, a, b } => {
+                        let v = match (&reg!(a), &reg!(b)) {
+                            (Value::Int(x), Value::Int(y)) => x == y,
+                            (x, y) => ops::equals(x, y),
+                        };
+                        set_bool(&mut reg!(dst), v);
+                    }
+                    Op::Ne { dst, a, b } => {
+                        let v = match (&reg!(a), &reg!(b)) {
+                            (Value::Int(x), Value::Int(y)) => x != y,
+                            (x, y) => !ops::equals(x, y),
+                        };
+                        set_bool(&mut reg!(dst), v);
+                    }
+                    Op::Lt { dst, a, b } => {
+                        let v = compare!(a, b, <, std::cmp::Ordering::Less);
+                        set_bool(&mut reg!(dst), v);
+                    }
+                    Op::Le { dst, a, b } => {
+                        let v = compare!(a, b, <=, std::cmp::Ordering::Less | std::cmp::Ordering::Equal);
+                        set_bool(&mut reg!(dst), v);
+                    }
+                    Op::Gt { dst, a, b } => {
+                        let v = compare!(a, b, >, std::cmp::Ordering::Greater);
+                        set_bool(&mut reg!(dst), v);
+                    }
+                    Op::Ge { dst, a, b } => {
+                        let v = compare!(a, b, >=, std::cmp::Ordering::Greater | std::cmp::Ordering::Equal);
+                        set_bool(&mut reg!(dst), v);
+                    }
+                    Op::AddI { dst, a, imm } => match &reg!(a) {
+                        Value::Int(x) => match x.checked_add(imm as i64) {
+                            Some(r) => set_int(&mut reg!(dst), r),
+                            None => fail!(ErrorKind::Overflow(ArithOp::Add)),
+                        },
+                        Value::Str(_) if dst == a => {
+                            check!(ops::add_in_place(&mut reg!(dst), &Value::Int(imm as i64)));
+                        }
+                        x => {
+                            let v = check!(ops::add(x, &Value::Int(imm as i64)));
+                            reg!(dst) = v;
+                        }
+                    },
+                    Op::SubI { dst, a, imm } => match &reg!(a) {
+                        Value::Int(x) => match x.checked_sub(imm as i64) {
+                            Some(r) => set_int(&mut reg!(dst), r),
+                            None => fail!(ErrorKind::Overflow(ArithOp::Sub)),
+                        },
+                        x => {
+                            let v = check!(ops::sub(x, &Value::Int(imm as i64)));
+                            reg!(dst) = v;
+                        }
+                    },
+                    Op::Neg { dst, a } => {
+                        let v = check!(ops::unary(crate::syntax::ast::UnOp::Neg, &reg!(a)));
+                        reg!(dst) = v;
+                    }
+                    Op::Not { dst, a } => {
+                        let v = !reg!(a).is_truthy();
+                        reg!(dst) = Value::Bool(v);
+                    }
+                    Op::BitNot { dst, a } => {
+                        let v = check!(ops::unary(crate::syntax::ast::UnOp::BitNot, &reg!(a)));
+                        reg!(dst) = v;
+                    }
+
+                    Op::Jump { target } => pc = target as usize,
+                    Op::JumpIfFalse { cond, target } => {
+                        if !reg!(cond).is_truthy() {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfTrue { cond, target } => {
+                        if reg!(cond).is_truthy() {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfNotLt { a, b, target } => {
+                        if !compare!(a, b, <, std::cmp::Ordering::Less) {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfNotLe { a, b, target } => {
+                        if !compare!(a, b, <=, std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+                        {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfNotGt { a, b, target } => {
+                        if !compare!(a, b, >, std::cmp::Ordering::Greater) {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfNotGe { a, b, target } => {
+                        if !compare!(a, b, >=, std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+                        {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfNotEq { a, b, target } => {
+                        let eq = match (&reg!(a), &reg!(b)) {
+                            (Value::Int(x), Value::Int(y)) => x == y,
+                            (x, y) => ops::equals(x, y),
+                        };
+                        if !eq {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfNotNe { a, b, target } => {
+                        let eq = match (&reg!(a), &reg!(b)) {
+                            (Value::Int(x), Value::Int(y)) => x == y,
+                            (x, y) => ops::equals(x, y),
+                        };
+                        if eq {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfNotLtI { a, imm, target } => {
+                        if !compare_imm!(a, imm, <, std::cmp::Ordering::Less) {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfNotLeI { a, imm, target } => {
+                        if !compare_imm!(a, imm, <=, std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+                        {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfNotGtI { a, imm, target } => {
+                        if !compare_imm!(a, imm, >, std::cmp::Ordering::Greater) {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfNotGeI { a, imm, target } => {
+                        if !compare_imm!(a, imm, >=, std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+                        {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfNotEqI { a, imm, target } => {
+                        let eq = match &reg!(a) {
+                            Value::Int(x) => *x == imm as i64,
+                            x => ops::equals(x, &Value::Int(imm as i64)),
+                        };
+                        if !eq {
+                            pc = target as usize;
+                        }
+                    }
+                    Op::JumpIfNotNeI { a, imm, target } => {
+                        let eq = match &reg!(a) {
+                            Value::Int(x) => *x == imm as i64,
+                            x => ops::equals(x, &Value::Int(imm as i64)),
+                        };
+                        if eq {
+                            pc = target as usize;
+                        }
+                    }
+
+                    Op::LoopEnter { .. } => {}
+                    Op::BackEdge { target, .. } => {
+                        if self.limits.interrupted() {
+                            fail!(ErrorKind::Interrupted);
+                        }
+                        pc = target as usize;
+                    }
+                    Op::ForRangePrep { base: b, inclusive } => match (&reg!(b), &reg!(b + 1)) {
+                        (Value::Int(_), Value::Int(end)) => {
+                            if inclusive {
+                                let end = end.saturating_add(1);
+                                reg!(b + 1) = Value::Int(end);
+                            }
+                        }
+                        (s, e) => fail!(ErrorKind::Builtin(format!(
+                            "Range bounds must be integers, got {} and {}",
+                            s.type_of().name(),
+                            e.type_of().name()
+                        ))),
+                    },
+                    Op::ForRangeNext { base: b, var, exit } => {
+                        let (Value::Int(i), Value::Int(end)) = (&reg!(b), &reg!(b + 1)) else {
+                            unreachable!("FORRANGEPREP checked the bounds")
+                        };
+                        let (i, end) = (*i, *end);
+                        if i >= end {
+                            pc = exit as usize;
+                        } else {
+                            set_int(&mut reg!(var), i);
+                            set_int(&mut reg!(b), i + 1);
+                        }
+                    }
+                    Op::ForIterPrep { base: b } => {
+                        let (start, end) = match &reg!(b) {
+                            Value::Range(r) => (r.start, r.end_exclusive()),
+                            Value::Array(a) => (0, a.len() as i64),
+                            _ => fail!(ErrorKind::Builtin(
+                                "For loop requires an iterable".to_string()
+                            )),
+                        };
+                        reg!(b + 1) = Value::Int(start);
+                        reg!(b + 2) = Value::Int(end);
+                    }
+                    Op::ForIterNext { base: b, var, exit } => {
+                        let (Value::Int(i), Value::Int(end)) = (&reg!(b + 1), &reg!(b + 2)) else {
+                            unreachable!("FORITERPREP set the bounds")
+                        };
+                        let (i, end) = (*i, *end);
+                        if i >= end {
+                            pc = exit as usize;
+                        } else {
+                            let v = match &reg!(b) {
+                                Value::Array(a) => a[i as usize].clone(),
+                                _ => Value::Int(i),
+                            };
+                            reg!(var) = v;
+                            set_int(&mut reg!(b + 1), i + 1);
+                        }
+                    }
+
+                    Op::Call { base: cb, argc: n } => {
+                        let callee_at = base + cb as usize;
+                        let callee = match &self.stack[callee_at] {
+                            // The result will overwrite the callee's register: move it out.
+                            Value::Func(_) => match std::mem::take(&mut self.stack[callee_at]) {
+                                Value::Func(c) => c,
+                                _ => unreachable!("matched a function"),
+                            },
+                            Value::Builtin(b) => {
+                                let b: Builtin = *b;
+                                let args = &self.stack[callee_at + 1..callee_at + 1 + n as usize];
+                                let v = check!(b.call(args, self.out));
+                                self.stack[callee_at] = v;
+                                continue;
+                            }
+                            other => fail!(ErrorKind::NotCallable(other.type_of())),
+                        };
+                        enter!(callee, callee_at, n);
+                    }
+                    Op::CallGlobal {
+                        base: cb,
+                        argc: n,
+                        global,
+                    } => {
+                        let callee_at = base + cb as usize;
+                        let callee = match self.globals.get(global) {
+                            Some(Value::Func(c)) => c.clone(),
+                            Some(Value::Builtin(b)) => {
+                                let b: Builtin = *b;
+                                let args = &self.stack[callee_at + 1..callee_at + 1 + n as usize];
+                                let v = check!(b.call(args, self.out));
+                                self.stack[callee_at] = v;
+                                continue;
+                            }
+                            Some(other) => fail!(ErrorKind::NotCallable(other.type_of())),
+                            None => fail!(ErrorKind::UndefinedVariable(
+                                self.globals.name(global).to_string()
+                            )),
+                        };
+                        enter!(callee, callee_at, n);
+                    }
+                    Op::Return { src } => {
+                        let v = std::mem::take(&mut reg!(src));
+                        // Clear the frame's registers: a stale copy of an array would make
+                        // the caller's next write copy it.
+                        let end = (base + proto.num_regs as usize).min(self.stack.len());
+                        for slot in &mut self.stack[base..end] {
+                            clear(slot);
+                        }
+                        self.cells.truncate(cell_base);
+                        if self.depth == entry_depth {
+                            return Ok(v);
+                        }
+                        put(&mut self.stack[ret], v);
+                        self.depth -= 1;
+                        let caller = &mut self.frames[self.depth];
+                        next = caller.closure.take().expect("a suspended caller");
+                        (base, pc, cell_base, argc, ret) = (
+                            caller.base,
+                            caller.pc,
+                            caller.cell_base,
+                            caller.argc,
+                            caller.ret,
+                        );
+                        continue 'frames;
+                    }
+                    Op::ArgGiven { param, target } => {
+                        if argc > param as usize {
+                            pc = target as usize;
+                        }
+                    }
+
+                    Op::GetIndex {
+                        dst,
+                        base: b,
+                        index,
+                    } => match (&reg!(b), &reg!(index)) {
+                        (Value::Array(items), Value::Int(i))
+                            if *i >= 0 && (*i as usize) < items.len() =>
+                        {
+                            match items[*i as usize] {
+                                Value::Int(v) => set_int(&mut reg!(dst), v),
+                                Value::Bool(v) => set_bool(&mut reg!(dst), v),
+                                ref other => {
+                                    let v = other.clone();
+                                    reg!(dst) = v;
+                                }
+                            }
+                        }
+                        (x, i) => {
+                            let v = check!(ops::index_get(x, i));
+                            reg!(dst) = v;
+                        }
+                    },
+                    Op::SetIndex {
+                        base: b,
+                        index,
+                        src,
+                    } => {
+                        let i = reg!(index).clone();
+                        let v = reg!(src).clone();
+                        let slot = check!(ops::index_slot(&mut reg!(b), &i));
+                        *slot = v;
+                    }
+                    Op::PlaceUpdate {
+                        dst,
+                        place,
+                        first,
+                        src,
+                    } => {
+                        let p = &proto.places[place as usize];
+                        let v = check!(self.place_update(p, base, cell_base, &closure, first, src));
+                        reg!(dst) = v;
+                    }
+                    Op::CallMethod {
+                        base: b,
+                        argc: n,
+                        method,
+                    } => {
+                        let Value::Str(name) = &proto.const_values[method as usize] else {
+                            unreachable!("method names are string constants")
+                        };
+                        let start = base + b as usize;
+                        let args = self.stack[start + 1..start + 1 + n as usize].to_vec();
+                        let v = if builtins::is_mutating_method(name) {
+                            let mut recv = self.stack[start].clone();
+                            check!(builtins::call_mut_method(&mut recv, name, &args))
+                        } else {
+                            check!(builtins::call_method(&self.stack[start], name, &args))
+                        };
+                        self.stack[start] = v;
+                    }
+                    Op::Fail { message } => {
+                        let text = proto.const_values[message as usize].plain().to_string();
+                        fail!(ErrorKind::Builtin(text));
+                    }
+                }
+            }
+        }
+    }
+
+    fn bitwise(
+        &mut self,
+        op: ArithOp,
+        base: usize,
+        dst: u16,
+        a: u16,
+        b: u16,
+    ) -> Result<(), ErrorKind> {
+        let v = ops::bitwise(
+            op,
+            &self.stack[base + a as usize],
+            &self.stack[base + b as usize],
+        )?;
+        self.stack[base + dst as usize] = v;
+        Ok(())
+    }
+}
