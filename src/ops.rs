@@ -12,6 +12,7 @@ use crate::value::{Type, Value};
 
 pub type OpResult = Result<Value, ErrorKind>;
 
+#[inline(never)]
 pub fn binary(op: BinOp, a: &Value, b: &Value) -> OpResult {
     match op {
         BinOp::Add => add(a, b),
@@ -68,6 +69,7 @@ fn concat_piece(v: &Value) -> Option<String> {
     }
 }
 
+#[inline(never)]
 pub fn add(a: &Value, b: &Value) -> OpResult {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => x
@@ -99,6 +101,7 @@ pub fn add(a: &Value, b: &Value) -> OpResult {
 
 /// `target = target + b` where the target is unshared: append in place when it is a
 /// string (amortized O(1) per append instead of a copy). Falls back to `add`.
+#[inline(never)]
 pub fn add_in_place(target: &mut Value, b: &Value) -> Result<(), ErrorKind> {
     if let Value::Str(s) = target {
         if let Some(buf) = Rc::get_mut(s) {
@@ -121,6 +124,7 @@ pub fn add_in_place(target: &mut Value, b: &Value) -> Result<(), ErrorKind> {
     Ok(())
 }
 
+#[inline(never)]
 pub fn sub(a: &Value, b: &Value) -> OpResult {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => x
@@ -134,6 +138,7 @@ pub fn sub(a: &Value, b: &Value) -> OpResult {
     }
 }
 
+#[inline(never)]
 pub fn mul(a: &Value, b: &Value) -> OpResult {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => x
@@ -160,6 +165,7 @@ pub fn mul(a: &Value, b: &Value) -> OpResult {
 /// The largest string `*` will build (1 GiB), so `"x" * 10**15` is an error, not an abort.
 pub const MAX_STRING: usize = 1 << 30;
 
+#[inline(never)]
 pub fn div(a: &Value, b: &Value) -> OpResult {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => int_div(*x, *y).map(Value::Int),
@@ -186,6 +192,7 @@ pub fn int_rem(x: i64, y: i64) -> Result<i64, ErrorKind> {
     x.checked_rem(y).ok_or(ErrorKind::Overflow(ArithOp::Mod))
 }
 
+#[inline(never)]
 pub fn rem(a: &Value, b: &Value) -> OpResult {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => int_rem(*x, *y).map(Value::Int),
@@ -209,6 +216,7 @@ pub fn int_pow(x: i64, y: i64) -> Value {
     }
 }
 
+#[inline(never)]
 pub fn pow(a: &Value, b: &Value) -> OpResult {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => Ok(int_pow(*x, *y)),
@@ -220,6 +228,7 @@ pub fn pow(a: &Value, b: &Value) -> OpResult {
 }
 
 /// Bitwise operators need ints on both sides; shifts wrap (count mod 64, `>>` arithmetic).
+#[inline(never)]
 pub fn bitwise(op: ArithOp, a: &Value, b: &Value) -> OpResult {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => Ok(Value::Int(int_bitwise(op, *x, *y))),
@@ -241,6 +250,7 @@ pub fn int_bitwise(op: ArithOp, x: i64, y: i64) -> i64 {
 
 /// `==`: numbers compare numerically (`1 == 1.0`), arrays element by element, values of
 /// different types are unequal.
+#[inline(never)]
 pub fn equals(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Nil, Value::Nil) => true,
@@ -263,6 +273,7 @@ pub fn equals(a: &Value, b: &Value) -> bool {
 
 /// Ordering for `< <= > >=`: numbers numerically, strings lexicographically; `None` when
 /// unordered (NaN). Other pairs are an error.
+#[inline(never)]
 pub fn compare(a: &Value, b: &Value) -> Result<Option<Ordering>, ErrorKind> {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => Ok(Some(x.cmp(y))),
@@ -277,6 +288,7 @@ pub fn compare(a: &Value, b: &Value) -> Result<Option<Ordering>, ErrorKind> {
     }
 }
 
+#[inline(never)]
 pub fn unary(op: UnOp, a: &Value) -> OpResult {
     match op {
         UnOp::Not => Ok(Value::Bool(!a.is_truthy())),
@@ -313,6 +325,7 @@ pub fn index_in(index: i64, len: usize, what: &'static str) -> Result<usize, Err
 }
 
 /// `base[index]` for reading.
+#[inline(never)]
 pub fn index_get(base: &Value, index: &Value) -> OpResult {
     let i = match (base, index) {
         (Value::Array(_) | Value::Str(_), Value::Int(i)) => *i,
@@ -340,6 +353,7 @@ pub fn index_error(base: &Value, index: &Value) -> ErrorKind {
 
 /// The element slot `base[index]` of an array, for writing in place. Copies the array
 /// first if it is shared (copy-on-write).
+#[inline(never)]
 pub fn index_slot<'a>(base: &'a mut Value, index: &Value) -> Result<&'a mut Value, ErrorKind> {
     match (base, index) {
         (Value::Array(items), Value::Int(i)) => {

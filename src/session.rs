@@ -6,6 +6,7 @@ use std::io::Write;
 use std::rc::Rc;
 
 use crate::bytecode::compile::compile_script;
+use crate::bytecode::proto::Proto;
 use crate::error::Error;
 use crate::globals::Globals;
 use crate::interp::Interp;
@@ -110,6 +111,12 @@ impl Session {
         let mut script = parse_program(text, id, name)?;
         resolve_program(&mut script, &mut self.globals)?;
         Ok(Rc::new(script))
+    }
+
+    /// Compiles one source to bytecode (for `ruchydbg bytecode` and the REPL's `:bytecode`).
+    pub fn compile_bytecode(&mut self, name: &str, text: &str) -> Result<Rc<Proto>, Error> {
+        let script = self.compile(name, text)?;
+        compile_script(&script, &self.sources)
     }
 
     /// Evaluates one source (a program or a REPL input); returns its value.

@@ -458,7 +458,17 @@ impl<'a> FnCompiler<'a> {
                 if args.len() > u8::MAX as usize {
                     return Err(Error::syntax("too many arguments (at most 255)", span));
                 }
-                let base = self.alloc_n(1 + args.len() as u32, span)?;
+                // A call into the newest temporary uses it as the call base (no move after).
+                let base = match dst {
+                    Some(d)
+                        if d as u32 + 1 == self.next_reg
+                            && d as u32 >= self.func.layout.num_slots =>
+                    {
+                        self.alloc_n(args.len() as u32, span)?;
+                        d
+                    }
+                    _ => self.alloc_n(1 + args.len() as u32, span)?,
+                };
                 let global = match callee.kind {
                     ExprKind::Var(Var {
                         res: Res::Global(g),
@@ -643,15 +653,18 @@ impl<'a> FnCompiler<'a> {
     }
 
     fn binary(&mut self, op: BinOp, a: &Expr, b: &Expr, dst: Option<Reg>, span: Span) -> CResult {
-        // `x + 1`, `n - 2`: an int immediate saves a register load.
-        if let (BinOp::Add | BinOp::Sub, ExprKind::Int(imm)) = (op, &b.kind) {
+        // `x + 1`, `n - 2`, `i % 7`: an int immediate saves a register load.
+        if let (BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Mod, ExprKind::Int(imm)) =
+            (op, &b.kind)
+        {
             if let Ok(imm) = i16::try_from(*imm) {
                 let ra = self.expr_any(a)?;
                 let d = self.dst_or_temp(dst, span)?;
-                let op = if op == BinOp::Add {
-                    Op::AddI { dst: d, a: ra, imm }
-                } else {
-                    Op::SubI { dst: d, a: ra, imm }
+                let op = match op {
+                    BinOp::Add => Op::AddI { dst: d, a: ra, imm },
+                    BinOp::Sub => Op::SubI { dst: d, a: ra, imm },
+                    BinOp::Mul => Op::MulI { dst: d, a: ra, imm },
+                    _ => Op::ModI { dst: d, a: ra, imm },
                 };
                 self.emit(op, span);
                 return Ok(());

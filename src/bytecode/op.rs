@@ -188,6 +188,16 @@ pub enum Op {
         a: Reg,
         imm: i16,
     },
+    MulI {
+        dst: Reg,
+        a: Reg,
+        imm: i16,
+    },
+    ModI {
+        dst: Reg,
+        a: Reg,
+        imm: i16,
+    },
     Neg {
         dst: Reg,
         a: Reg,
@@ -398,6 +408,8 @@ impl Op {
             Ge { .. } => "GE",
             AddI { .. } => "ADDI",
             SubI { .. } => "SUBI",
+            MulI { .. } => "MULI",
+            ModI { .. } => "MODI",
             Neg { .. } => "NEG",
             Not { .. } => "NOT",
             BitNot { .. } => "BNOT",
@@ -551,7 +563,10 @@ impl Op {
             | Le { dst, a, b }
             | Gt { dst, a, b }
             | Ge { dst, a, b } => format!("{}, {}, {}", r(dst), r(a), r(b)),
-            AddI { dst, a, imm } | SubI { dst, a, imm } => {
+            AddI { dst, a, imm }
+            | SubI { dst, a, imm }
+            | MulI { dst, a, imm }
+            | ModI { dst, a, imm } => {
                 format!("{}, {}, {imm}", r(dst), r(a))
             }
             Neg { dst, a } | Not { dst, a } | BitNot { dst, a } => format!("{}, {}", r(dst), r(a)),

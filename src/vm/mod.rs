@@ -27,6 +27,14 @@ use crate::value::{clear, put, set_bool, set_float, set_int, Upvalue, Value};
 /// A suspended caller. The slots of `Vm::frames` are reused (fields overwritten in place,
 /// which is cheaper than building and copying a whole frame); `depth` says how many are
 /// live.
+/// Builds the error of the instruction before `pc`, out of line: the dispatch loop's error
+/// paths stay small.
+#[cold]
+#[inline(never)]
+fn error_at(kind: ErrorKind, proto: &Proto, pc: usize) -> Error {
+    Error::new(kind, proto.spans[pc - 1])
+}
+
 struct Frame {
     closure: Option<Rc<Closure>>,
     /// Where to continue (saved while a callee runs).
@@ -199,8 +207,7 @@ impl<'a> Vm<'a> {
             // Raise an error at the current instruction.
             macro_rules! fail {
                 ($kind:expr) => {{
-                    let span = proto.spans[pc - 1];
-                    return Err(Error::new($kind, span));
+                    return Err(error_at($kind, proto, pc));
                 }};
             }
             macro_rules! check {
@@ -504,6 +511,26 @@ impl<'a> Vm<'a> {
                             reg!(dst) = v;
                         }
                     },
+                    Op::MulI { dst, a, imm } => match &reg!(a) {
+                        Value::Int(x) => match x.checked_mul(imm as i64) {
+                            Some(r) => set_int(&mut reg!(dst), r),
+                            None => fail!(ErrorKind::Overflow(ArithOp::Mul)),
+                        },
+                        x => {
+                            let v = check!(ops::mul(x, &Value::Int(imm as i64)));
+                            reg!(dst) = v;
+                        }
+                    },
+                    Op::ModI { dst, a, imm } => match &reg!(a) {
+                        Value::Int(x) => {
+                            let r = check!(ops::int_rem(*x, imm as i64));
+                            set_int(&mut reg!(dst), r)
+                        }
+                        x => {
+                            let v = check!(ops::rem(x, &Value::Int(imm as i64)));
+                            reg!(dst) = v;
+                        }
+                    },
                     Op::Neg { dst, a } => {
                         let v = check!(ops::unary(crate::syntax::ast::UnOp::Neg, &reg!(a)));
                         reg!(dst) = v;
@@ -711,7 +738,16 @@ impl<'a> Vm<'a> {
                         enter!(callee, callee_at, n);
                     }
                     Op::Return { src } => {
-                        let v = std::mem::take(&mut reg!(src));
+                        // An int result moves by its payload: reading the whole 16-byte value
+                        // right after an 8-byte payload write would stall store forwarding.
+                        let int_result = match reg!(src) {
+                            Value::Int(i) => Some(i),
+                            _ => None,
+                        };
+                        let v = match int_result {
+                            Some(_) => Value::Nil,
+                            None => std::mem::take(&mut reg!(src)),
+                        };
                         // Clear the frame's registers: a stale copy of an array would make
                         // the caller's next write copy it.
                         let end = (base + proto.num_regs as usize).min(self.stack.len());
@@ -720,9 +756,15 @@ impl<'a> Vm<'a> {
                         }
                         self.cells.truncate(cell_base);
                         if self.depth == entry_depth {
-                            return Ok(v);
+                            return Ok(match int_result {
+                                Some(i) => Value::Int(i),
+                                None => v,
+                            });
                         }
-                        put(&mut self.stack[ret], v);
+                        match int_result {
+                            Some(i) => set_int(&mut self.stack[ret], i),
+                            None => put(&mut self.stack[ret], v),
+                        }
                         self.depth -= 1;
                         let caller = &mut self.frames[self.depth];
                         next = caller.closure.take().expect("a suspended caller");
