@@ -49,16 +49,18 @@ where
     })
 }
 
-/// Native stack reserved per Ruchy call frame: the tree-walker's recursion per call
-/// (call → body block → statement → expression → call) measured in a release build is
-/// well below this; the margin covers expression nesting inside each frame.
+/// Native stack budgeted per Ruchy call frame. The tree-walker uses about 4.3 KiB per call
+/// of `d(n) = 1 + d(n - 1)` in a release build (865 MB of RSS at depth 199990, measured
+/// with `/usr/bin/time -f %M`); the margin covers deeper expression nesting in a frame.
 pub const BYTES_PER_FRAME: usize = 8 << 10;
 
-/// The engine thread's stack size for a recursion limit. Only the pages a program really
-/// touches are ever committed.
+/// The engine thread's stack size for a recursion limit: enough for the default limit in
+/// the tree-walker, at most 1 GiB. Only the pages a program really touches are committed;
+/// a larger `--max-depth` is reached in the VM (whose frames live on the heap), while the
+/// tree-walker stops cleanly at the stack guard.
 pub fn stack_size_for(max_depth: usize) -> usize {
     max_depth
         .saturating_mul(BYTES_PER_FRAME)
         .saturating_add(64 << 20)
-        .clamp(256 << 20, 16 << 30)
+        .clamp(256 << 20, 1 << 30)
 }

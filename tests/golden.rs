@@ -145,3 +145,24 @@ fn at_least_one_tier_and_enough_programs() {
     let own = programs(&root().join("tests/programs")).len();
     assert!(own >= 60, "only {own} golden programs of our own");
 }
+
+/// `ruchydbg bytecode FILE FUNCTION` prints exactly `tests/bytecode/NAME.bytecode`: the
+/// disassembly format people read (and the REPL's `:bytecode`) is pinned.
+#[test]
+fn disassembly_is_pinned() {
+    let dir = root().join("tests/bytecode");
+    let cases = [("fib", "fib"), ("loops", "total")];
+    for (name, function) in cases {
+        let program = dir.join(format!("{name}.ruchy"));
+        let want = std::fs::read_to_string(dir.join(format!("{name}.bytecode")))
+            .expect("expected disassembly");
+        let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
+            .args(["bytecode"])
+            .arg(&program)
+            .arg(function)
+            .output()
+            .expect("running ruchydbg");
+        assert!(out.status.success(), "ruchydbg failed on {name}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{name}");
+    }
+}

@@ -1080,10 +1080,8 @@ impl<'a> FnCompiler<'a> {
                 // `s += x` on a local updates its register in place (and appends in place
                 // to an unshared string).
                 (Res::Local(s), Some(op)) => {
-                    let s = s as Reg;
-                    let rb = self.expr_any(value)?;
-                    self.binary_regs(op, s, s, rb, span);
-                    s
+                    self.binary(op, target, value, Some(s as Reg), span)?;
+                    s as Reg
                 }
                 (res, None) => {
                     let r = self.expr_any(value)?;
