@@ -39,7 +39,12 @@ fn one_hundred_thousand_frames_work_in_every_tier() {
     let program = format!("{DEPTH}println(d(100000))\n");
     for tier in built() {
         let (out, err, code) = ruchy(&["--tier", tier.name()], &program);
-        assert_eq!((out.as_str(), code), ("100000\n", 0), "tier {}: {err}", tier.name());
+        assert_eq!(
+            (out.as_str(), code),
+            ("100000\n", 0),
+            "tier {}: {err}",
+            tier.name()
+        );
     }
 }
 
@@ -51,8 +56,16 @@ fn the_limit_is_exact_and_clean_in_every_tier() {
         let (out, err, code) = ruchy(&["--tier", tier.name(), "--max-depth", "100"], &program);
         assert_eq!(out, "99\n", "tier {}", tier.name());
         assert_eq!(code, 1, "tier {}", tier.name());
-        assert!(err.contains("Recursion limit exceeded"), "tier {}: {err}", tier.name());
-        assert!(err.contains(":1:39"), "tier {} points at the call: {err}", tier.name());
+        assert!(
+            err.contains("Recursion limit exceeded"),
+            "tier {}: {err}",
+            tier.name()
+        );
+        assert!(
+            err.contains(":1:39"),
+            "tier {} points at the call: {err}",
+            tier.name()
+        );
     }
 }
 
@@ -62,7 +75,11 @@ fn runaway_recursion_is_an_error_not_a_crash() {
     for tier in built() {
         let (_, err, code) = ruchy(&["--tier", tier.name(), "--max-depth", "2000000"], program);
         assert_eq!(code, 1, "tier {}: {err}", tier.name());
-        assert!(err.contains("Recursion limit exceeded"), "tier {}: {err}", tier.name());
+        assert!(
+            err.contains("Recursion limit exceeded"),
+            "tier {}: {err}",
+            tier.name()
+        );
     }
 }
 
@@ -70,7 +87,11 @@ fn runaway_recursion_is_an_error_not_a_crash() {
 #[test]
 fn the_interrupt_flag_stops_running_code_in_every_tier() {
     for tier in built() {
-        for program in ["loop { }", "var i = 0\nwhile true { i += 1 }", "fun f() { f() }\nloop { f() }"] {
+        for program in [
+            "loop { }",
+            "var i = 0\nwhile true { i += 1 }",
+            "fun f() { f() }\nloop { f() }",
+        ] {
             let result = ruchy_jit::stack::run_with_stack(256 << 20, || {
                 let options = Options {
                     tier,
