@@ -199,9 +199,12 @@ impl<'a> Vm<'a> {
             let proto: &Proto = proto_of(&closure);
             let code = &proto.code[..];
 
+            // The frame's registers as a slice of their own: indexing checks a local length
+            // instead of reloading the stack's pointer and length through `self`.
+            let regs: &mut [Value] = &mut self.stack[base..base + proto.num_regs as usize];
             macro_rules! reg {
                 ($r:expr) => {
-                    self.stack[base + $r as usize]
+                    regs[$r as usize]
                 };
             }
             // Raise an error at the current instruction.
@@ -368,8 +371,8 @@ impl<'a> Vm<'a> {
                         }));
                     }
                     Op::NewArray { dst, first, count } => {
-                        let start = base + first as usize;
-                        let items = self.stack[start..start + count as usize].to_vec();
+                        let start = first as usize;
+                        let items = regs[start..start + count as usize].to_vec();
                         reg!(dst) = Value::array(items);
                     }
                     Op::NewRange {
@@ -391,12 +394,12 @@ impl<'a> Vm<'a> {
                         template,
                     } => {
                         let mut out = String::new();
-                        let mut hole = base + first as usize;
+                        let mut hole = first as usize;
                         for part in &proto.templates[template as usize] {
                             match part {
                                 TemplatePart::Lit(s) => out.push_str(s),
                                 TemplatePart::Hole(spec) => {
-                                    builtins::format_hole(&mut out, &self.stack[hole], spec);
+                                    builtins::format_hole(&mut out, &regs[hole], spec);
                                     hole += 1;
                                 }
                             }
@@ -443,21 +446,11 @@ impl<'a> Vm<'a> {
                         let v = check!(ops::pow(&reg!(a), &reg!(b)));
                         reg!(dst) = v;
                     }
-                    Op::BitAnd { dst, a, b } => self
-                        .bitwise(ArithOp::BitAnd, base, dst, a, b)
-                        .map_err(|k| Error::new(k, proto.spans[pc - 1]))?,
-                    Op::BitOr { dst, a, b } => self
-                        .bitwise(ArithOp::BitOr, base, dst, a, b)
-                        .map_err(|k| Error::new(k, proto.spans[pc - 1]))?,
-                    Op::BitXor { dst, a, b } => self
-                        .bitwise(ArithOp::BitXor, base, dst, a, b)
-                        .map_err(|k| Error::new(k, proto.spans[pc - 1]))?,
-                    Op::Shl { dst, a, b } => self
-                        .bitwise(ArithOp::Shl, base, dst, a, b)
-                        .map_err(|k| Error::new(k, proto.spans[pc - 1]))?,
-                    Op::Shr { dst, a, b } => self
-                        .bitwise(ArithOp::Shr, base, dst, a, b)
-                        .map_err(|k| Error::new(k, proto.spans[pc - 1]))?,
+                    Op::BitAnd { dst, a, b } => check!(bitwise(regs, ArithOp::BitAnd, dst, a, b)),
+                    Op::BitOr { dst, a, b } => check!(bitwise(regs, ArithOp::BitOr, dst, a, b)),
+                    Op::BitXor { dst, a, b } => check!(bitwise(regs, ArithOp::BitXor, dst, a, b)),
+                    Op::Shl { dst, a, b } => check!(bitwise(regs, ArithOp::Shl, dst, a, b)),
+                    Op::Shr { dst, a, b } => check!(bitwise(regs, ArithOp::Shr, dst, a, b)),
                     Op::Eq { dst, a, b } => {
                         let v = match (&reg!(a), &reg!(b)) {
                             (Value::Int(x), Value::Int(y)) => x == y,
@@ -697,18 +690,19 @@ impl<'a> Vm<'a> {
                     }
 
                     Op::Call { base: cb, argc: n } => {
-                        let callee_at = base + cb as usize;
-                        let callee = match &self.stack[callee_at] {
+                        let cb = cb as usize;
+                        let callee_at = base + cb;
+                        let callee = match &regs[cb] {
                             // The result will overwrite the callee's register: move it out.
-                            Value::Func(_) => match std::mem::take(&mut self.stack[callee_at]) {
+                            Value::Func(_) => match std::mem::take(&mut regs[cb]) {
                                 Value::Func(c) => c,
                                 _ => unreachable!("matched a function"),
                             },
                             Value::Builtin(b) => {
                                 let b: Builtin = *b;
-                                let args = &self.stack[callee_at + 1..callee_at + 1 + n as usize];
+                                let args = &regs[cb + 1..cb + 1 + n as usize];
                                 let v = check!(b.call(args, self.out));
-                                self.stack[callee_at] = v;
+                                regs[cb] = v;
                                 continue;
                             }
                             other => fail!(ErrorKind::NotCallable(other.type_of())),
@@ -720,14 +714,15 @@ impl<'a> Vm<'a> {
                         argc: n,
                         global,
                     } => {
-                        let callee_at = base + cb as usize;
+                        let cb = cb as usize;
+                        let callee_at = base + cb;
                         let callee = match self.globals.get(global) {
                             Some(Value::Func(c)) => c.clone(),
                             Some(Value::Builtin(b)) => {
                                 let b: Builtin = *b;
-                                let args = &self.stack[callee_at + 1..callee_at + 1 + n as usize];
+                                let args = &regs[cb + 1..cb + 1 + n as usize];
                                 let v = check!(b.call(args, self.out));
-                                self.stack[callee_at] = v;
+                                regs[cb] = v;
                                 continue;
                             }
                             Some(other) => fail!(ErrorKind::NotCallable(other.type_of())),
@@ -750,8 +745,7 @@ impl<'a> Vm<'a> {
                         };
                         // Clear the frame's registers: a stale copy of an array would make
                         // the caller's next write copy it.
-                        let end = (base + proto.num_regs as usize).min(self.stack.len());
-                        for slot in &mut self.stack[base..end] {
+                        for slot in regs.iter_mut() {
                             clear(slot);
                         }
                         self.cells.truncate(cell_base);
@@ -822,7 +816,16 @@ impl<'a> Vm<'a> {
                         src,
                     } => {
                         let p = &proto.places[place as usize];
-                        let v = check!(self.place_update(p, base, cell_base, &closure, first, src));
+                        let v = check!(place::update(
+                            regs,
+                            &mut self.cells,
+                            self.globals,
+                            p,
+                            cell_base,
+                            &closure,
+                            first,
+                            src
+                        ));
                         reg!(dst) = v;
                     }
                     Op::CallMethod {
@@ -833,15 +836,15 @@ impl<'a> Vm<'a> {
                         let Value::Str(name) = &proto.const_values[method as usize] else {
                             unreachable!("method names are string constants")
                         };
-                        let start = base + b as usize;
-                        let args = self.stack[start + 1..start + 1 + n as usize].to_vec();
+                        let start = b as usize;
+                        let args = regs[start + 1..start + 1 + n as usize].to_vec();
                         let v = if builtins::is_mutating_method(name) {
-                            let mut recv = self.stack[start].clone();
+                            let mut recv = regs[start].clone();
                             check!(builtins::call_mut_method(&mut recv, name, &args))
                         } else {
-                            check!(builtins::call_method(&self.stack[start], name, &args))
+                            check!(builtins::call_method(&regs[start], name, &args))
                         };
-                        self.stack[start] = v;
+                        regs[start] = v;
                     }
                     Op::Fail { message } => {
                         let text = proto.const_values[message as usize].plain().to_string();
@@ -851,21 +854,10 @@ impl<'a> Vm<'a> {
             }
         }
     }
+}
 
-    fn bitwise(
-        &mut self,
-        op: ArithOp,
-        base: usize,
-        dst: u16,
-        a: u16,
-        b: u16,
-    ) -> Result<(), ErrorKind> {
-        let v = ops::bitwise(
-            op,
-            &self.stack[base + a as usize],
-            &self.stack[base + b as usize],
-        )?;
-        self.stack[base + dst as usize] = v;
-        Ok(())
-    }
+fn bitwise(regs: &mut [Value], op: ArithOp, dst: u16, a: u16, b: u16) -> Result<(), ErrorKind> {
+    let v = ops::bitwise(op, &regs[a as usize], &regs[b as usize])?;
+    regs[dst as usize] = v;
+    Ok(())
 }
