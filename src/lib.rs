@@ -12,6 +12,7 @@ pub mod globals;
 pub mod interp;
 pub mod limits;
 pub mod ops;
+pub mod profile;
 pub mod session;
 pub mod stack;
 pub mod syntax;

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use crate::bytecode::compile::compile_script;
 use crate::bytecode::proto::Proto;
@@ -11,6 +12,7 @@ use crate::error::Error;
 use crate::globals::Globals;
 use crate::interp::Interp;
 use crate::limits::Limits;
+use crate::profile::report::{all_protos, Report, Thresholds};
 use crate::syntax::ast::Function;
 use crate::syntax::parser::parse_program;
 use crate::syntax::resolve::{defines_main, resolve_program, script_calls_main};
@@ -71,6 +73,10 @@ impl Tier {
 pub struct Options {
     pub tier: Tier,
     pub max_depth: usize,
+    /// The VM's profile counters (on unless measuring what they cost).
+    pub counters: bool,
+    /// Timing of functions and loops (`--profile`).
+    pub timing: bool,
 }
 
 impl Default for Options {
@@ -78,6 +84,8 @@ impl Default for Options {
         Options {
             tier: Tier::default_tier(),
             max_depth: crate::limits::DEFAULT_MAX_DEPTH,
+            counters: true,
+            timing: false,
         }
     }
 }
@@ -87,6 +95,15 @@ pub struct Session {
     pub globals: Globals,
     pub limits: Limits,
     pub tier: Tier,
+    /// Every script compiled to bytecode in this session, for profiles and disassembly.
+    pub scripts: Vec<Rc<Proto>>,
+    pub counters: bool,
+    pub timing: bool,
+    /// Wall time spent running code while timing was on.
+    pub run_time: Duration,
+    /// Time spent compiling (lexing, parsing, resolving, bytecode), always measured, so
+    /// benchmarks can keep it apart from run time.
+    pub compile_time: Duration,
     out: Box<dyn Write>,
 }
 
@@ -101,15 +118,22 @@ impl Session {
                 ..Limits::default()
             },
             tier: options.tier,
+            scripts: Vec::new(),
+            counters: options.counters,
+            timing: options.timing,
+            run_time: Duration::ZERO,
+            compile_time: Duration::ZERO,
             out,
         })
     }
 
     /// Lexes, parses and resolves one source into a script function.
     pub fn compile(&mut self, name: &str, text: &str) -> Result<Rc<Function>, Error> {
+        let started = Instant::now();
         let id = self.sources.add(name, text);
         let mut script = parse_program(text, id, name)?;
         resolve_program(&mut script, &mut self.globals)?;
+        self.compile_time += started.elapsed();
         Ok(Rc::new(script))
     }
 
@@ -132,9 +156,19 @@ impl Session {
                 interp.run_script(script)
             }
             _ => {
+                let started = Instant::now();
                 let proto = compile_script(script, &self.sources)?;
+                self.compile_time += started.elapsed();
+                self.scripts.push(proto.clone());
+                let started = Instant::now();
                 let mut vm = Vm::new(&mut self.globals, &mut *self.out, &self.limits);
-                vm.run_script(&proto)
+                vm.set_counting(self.counters);
+                vm.set_timing(self.timing);
+                let result = vm.run_script(&proto);
+                if self.timing {
+                    self.run_time += started.elapsed();
+                }
+                result
             }
         };
         self.flush();
@@ -149,8 +183,15 @@ impl Session {
                 interp.call_value_with(f, Vec::new(), span)
             }
             _ => {
+                let started = Instant::now();
                 let mut vm = Vm::new(&mut self.globals, &mut *self.out, &self.limits);
-                vm.call_value(f, Vec::new(), span)
+                vm.set_counting(self.counters);
+                vm.set_timing(self.timing);
+                let result = vm.call_value(f, Vec::new(), span);
+                if self.timing {
+                    self.run_time += started.elapsed();
+                }
+                result
             }
         };
         self.flush();
@@ -169,6 +210,19 @@ impl Session {
             }
         }
         Ok(value)
+    }
+
+    /// The profile of everything run so far in this session.
+    pub fn profile_report(&self, thresholds: Thresholds) -> Report {
+        Report::build(&self.scripts, self.timing, self.run_time, thresholds)
+    }
+
+    /// Forgets every count and time gathered so far.
+    pub fn reset_profile(&mut self) {
+        for p in all_protos(&self.scripts) {
+            p.counters.reset();
+        }
+        self.run_time = Duration::ZERO;
     }
 
     pub fn render_error(&self, err: &Error, color: bool) -> String {

@@ -16,8 +16,10 @@ USAGE:
     ruchy --help | --version
 
 OPTIONS:
-    --tier ast|vm|jit|auto       which engine runs the code (default: ast)
+    --tier ast|vm|jit|auto       which engine runs the code (default: vm)
     --max-depth N                recursion limit in call frames (default: 200000)
+    --profile                    time functions and loops; print the hotspot report on stderr
+    --no-counters                switch the VM's profile counters off (to measure their cost)
 
 EXIT CODES:
     0 success, 1 program error (syntax or runtime), 2 usage error
@@ -61,6 +63,8 @@ fn parse_args(mut argv: Vec<String>) -> Result<Args, String> {
                 options.tier = Tier::parse(&t)
                     .ok_or_else(|| format!("unknown tier '{t}' (expected ast, vm, jit or auto)"))?;
             }
+            "--profile" => options.timing = true,
+            "--no-counters" => options.counters = false,
             "--max-depth" => {
                 let v = value("--max-depth")?;
                 options.max_depth =
@@ -121,8 +125,14 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let profile = args.options.timing;
             run(&args.options, move |s| {
-                s.run_program(&file, &text).map(|_| None)
+                let result = s.run_program(&file, &text).map(|_| None);
+                if profile {
+                    let report = s.profile_report(Default::default());
+                    eprint!("\n{}", report.text(stderr_wants_color()));
+                }
+                result
             })
         }
         Command::Eval(code) => run(&args.options, move |s| {

@@ -5,16 +5,31 @@ use std::process::ExitCode;
 use ruchy_jit::bytecode::op::disassemble;
 use ruchy_jit::bytecode::proto::Proto;
 use ruchy_jit::error::stderr_wants_color;
+use ruchy_jit::profile::report::Thresholds;
 use ruchy_jit::session::{Options, Session, Tier};
+use ruchy_jit::stack;
+use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
 ruchydbg - look inside the ruchy-jit engine
 
 USAGE:
-    ruchydbg bytecode FILE [FUNCTION]   disassemble every function of FILE (or one)
+    ruchydbg bytecode FILE [FUNCTION]    disassemble every function of FILE (or one)
+    ruchydbg hotspots FILE [OPTIONS]     run FILE with profiling; report hot functions and
+                                         loops, JIT and OSR candidates and why
+        --json                           machine-readable report (docs/PROFILE_JSON.md)
+        --show-output                    print the program's own output first
+        --hot-percent P  (30)            hot: more than P% of the run's time...
+        --hot-calls N    (1000)          ...or more than N calls
+        --stable S       (0.8)           stable: top signature's share of calls above S
+        --osr-iterations N (1000)        OSR candidate: more than N iterations per entry
+    ruchydbg benchmark FILE [OPTIONS]    run FILE under each tier; median and spread
+        --tiers ast,vm   (all built)     tiers to compare
+        --runs N         (5)             runs per tier
+        --json                           machine-readable results
     ruchydbg --help | --version
 
-Not built yet (they come with the profiler and the JIT): hotspots, benchmark, ir.
+Not built yet (it comes with the JIT): ir.
 ";
 
 fn main() -> ExitCode {
@@ -37,10 +52,10 @@ fn main() -> ExitCode {
             [file, function] => bytecode(file, Some(function)),
             _ => usage_error("'ruchydbg bytecode' takes FILE and an optional FUNCTION"),
         },
-        Some(cmd @ ("hotspots" | "benchmark" | "ir")) => {
-            eprintln!(
-                "ruchydbg: '{cmd}' is not built yet (it comes with the profiler and the JIT)"
-            );
+        Some("hotspots") => hotspots(&args[1..]),
+        Some("benchmark") => benchmark(&args[1..]),
+        Some("ir") => {
+            eprintln!("ruchydbg: 'ir' is not built yet (it comes with the JIT)");
             ExitCode::from(2)
         }
         Some(other) => usage_error(&format!("unknown command '{other}'")),
@@ -98,5 +113,274 @@ fn bytecode(file: &str, function: Option<&String>) -> ExitCode {
         },
     }
     print!("{out}");
+    ExitCode::SUCCESS
+}
+
+/// Splits `args` into one positional FILE and `--flag [value]` options.
+fn parse_flags(
+    args: &[String],
+    with_value: &[&str],
+    switches: &[&str],
+) -> Result<(String, Vec<(String, String)>), String> {
+    let mut file = None;
+    let mut flags = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (name, inline) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        if with_value.contains(&name.as_str()) {
+            let v = inline
+                .or_else(|| it.next().cloned())
+                .ok_or_else(|| format!("{name} needs a value"))?;
+            flags.push((name, v));
+        } else if switches.contains(&name.as_str()) {
+            flags.push((name, String::new()));
+        } else if name.starts_with('-') {
+            return Err(format!("unknown option '{name}'"));
+        } else if file.replace(a.clone()).is_some() {
+            return Err(format!("unexpected argument '{a}'"));
+        }
+    }
+    Ok((file.ok_or("a FILE is needed")?, flags))
+}
+
+fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("{flag} expects a number, got '{v}'"))
+}
+
+fn read(file: &str) -> Result<String, ExitCode> {
+    std::fs::read_to_string(file).map_err(|e| {
+        eprintln!("ruchydbg: cannot read {file}: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn hotspots(args: &[String]) -> ExitCode {
+    let parsed = parse_flags(
+        args,
+        &[
+            "--hot-percent",
+            "--hot-calls",
+            "--stable",
+            "--osr-iterations",
+        ],
+        &["--json", "--show-output"],
+    );
+    let (file, flags) = match parsed {
+        Ok(p) => p,
+        Err(msg) => return usage_error(&msg),
+    };
+    let mut thresholds = Thresholds::default();
+    let mut json = false;
+    let mut show_output = false;
+    for (name, v) in &flags {
+        let r = match name.as_str() {
+            "--hot-percent" => number(name, v).map(|x| thresholds.hot_percent = x),
+            "--hot-calls" => number(name, v).map(|x| thresholds.hot_calls = x),
+            "--stable" => number(name, v).map(|x| thresholds.stable = x),
+            "--osr-iterations" => number(name, v).map(|x| thresholds.osr_iterations = x),
+            "--json" => Ok(json = true),
+            _ => Ok(show_output = true),
+        };
+        if let Err(msg) = r {
+            return usage_error(&msg);
+        }
+    }
+    let text = match read(&file) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let options = Options {
+        tier: Tier::Vm,
+        timing: true,
+        ..Options::default()
+    };
+    stack::run_with_stack(stack::stack_size_for(options.max_depth), move || {
+        let out: Box<dyn std::io::Write> = if show_output {
+            Box::new(std::io::stdout())
+        } else {
+            Box::new(std::io::sink())
+        };
+        let mut session = match Session::new(&options, out) {
+            Ok(s) => s,
+            Err(msg) => {
+                eprintln!("ruchydbg: {msg}");
+                return ExitCode::from(2);
+            }
+        };
+        let result = session.run_program(&file, &text);
+        session.flush();
+        let mut code = ExitCode::SUCCESS;
+        if let Err(err) = &result {
+            eprint!("{}", session.render_error(err, stderr_wants_color()));
+            eprintln!("(the profile below covers the run up to the error)");
+            code = ExitCode::from(1);
+        }
+        let report = session.profile_report(thresholds);
+        if json {
+            print!("{}", report.json());
+        } else {
+            use std::io::IsTerminal;
+            let color = std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            print!("{}", report.text(color));
+        }
+        code
+    })
+}
+
+struct TierResult {
+    tier: Tier,
+    runs: Vec<Duration>,
+    compile: Vec<Duration>,
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    s[s.len() / 2]
+}
+
+fn secs(d: Duration) -> String {
+    ruchy_jit::profile::report::ms(d)
+}
+
+fn benchmark(args: &[String]) -> ExitCode {
+    let (file, flags) = match parse_flags(args, &["--tiers", "--runs"], &["--json"]) {
+        Ok(p) => p,
+        Err(msg) => return usage_error(&msg),
+    };
+    let mut tiers: Vec<Tier> = [Tier::Ast, Tier::Vm, Tier::Jit, Tier::Auto]
+        .into_iter()
+        .filter(|t| t.available().is_ok())
+        .collect();
+    let mut runs = 5usize;
+    let mut json = false;
+    for (name, v) in &flags {
+        match name.as_str() {
+            "--tiers" => {
+                let mut chosen = Vec::new();
+                for t in v.split(',') {
+                    match Tier::parse(t) {
+                        Some(tier) if tier.available().is_ok() => chosen.push(tier),
+                        Some(tier) => {
+                            eprintln!("ruchydbg: {}", tier.available().unwrap_err());
+                            return ExitCode::from(2);
+                        }
+                        None => return usage_error(&format!("unknown tier '{t}'")),
+                    }
+                }
+                tiers = chosen;
+            }
+            "--runs" => match number::<usize>(name, v) {
+                Ok(n) if n > 0 => runs = n,
+                _ => return usage_error("--runs expects a positive number"),
+            },
+            _ => json = true,
+        }
+    }
+    let text = match read(&file) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let mut results = Vec::new();
+    for tier in tiers {
+        let mut r = TierResult {
+            tier,
+            runs: Vec::new(),
+            compile: Vec::new(),
+        };
+        for i in 0..runs {
+            eprint!("\r{} run {}/{} ...   ", tier.name(), i + 1, runs);
+            let (name, text) = (file.clone(), text.clone());
+            let options = Options {
+                tier,
+                ..Options::default()
+            };
+            let outcome =
+                stack::run_with_stack(stack::stack_size_for(options.max_depth), move || {
+                    let mut session = Session::new(&options, Box::new(std::io::sink()))?;
+                    let started = Instant::now();
+                    let result = session.run_program(&name, &text);
+                    let total = started.elapsed();
+                    match result {
+                        Ok(_) => Ok((
+                            total.saturating_sub(session.compile_time),
+                            session.compile_time,
+                        )),
+                        Err(e) => Err(session.render_error(&e, false)),
+                    }
+                });
+            match outcome {
+                Ok((run, compile)) => {
+                    r.runs.push(run);
+                    r.compile.push(compile);
+                }
+                Err(msg) => {
+                    eprintln!(
+                        "\nruchydbg: {file} failed under --tier {}:\n{msg}",
+                        tier.name()
+                    );
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        results.push(r);
+    }
+    eprint!("\r{:40}\r", "");
+    let baseline = results
+        .iter()
+        .find(|r| r.tier == Tier::Ast)
+        .map(|r| median(&r.runs));
+    if json {
+        let rows: Vec<String> = results
+            .iter()
+            .map(|r| {
+                let m = median(&r.runs);
+                format!(
+                    "{{\"tier\":\"{}\",\"runs\":{},\"median_s\":{:.6},\"min_s\":{:.6},\"max_s\":{:.6},\"compile_median_s\":{:.6},\"speedup_over_ast\":{}}}",
+                    r.tier.name(),
+                    r.runs.len(),
+                    m.as_secs_f64(),
+                    r.runs.iter().min().copied().unwrap_or_default().as_secs_f64(),
+                    r.runs.iter().max().copied().unwrap_or_default().as_secs_f64(),
+                    median(&r.compile).as_secs_f64(),
+                    baseline.map_or("null".to_string(), |b| format!("{:.3}", b.as_secs_f64() / m.as_secs_f64()))
+                )
+            })
+            .collect();
+        println!(
+            "{{\"file\":{},\"results\":[{}]}}",
+            ruchy_jit::profile::report::json_str(&file),
+            rows.join(",")
+        );
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{file}: {runs} run{} per tier (run time excludes compile time)",
+        if runs == 1 { "" } else { "s" }
+    );
+    println!(
+        "  {:<6} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "tier", "median", "min", "max", "compile", "speed-up"
+    );
+    for r in &results {
+        let m = median(&r.runs);
+        println!(
+            "  {:<6} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            r.tier.name(),
+            secs(m),
+            secs(r.runs.iter().min().copied().unwrap_or_default()),
+            secs(r.runs.iter().max().copied().unwrap_or_default()),
+            secs(median(&r.compile)),
+            baseline.map_or("-".to_string(), |b| format!(
+                "{:.2}x",
+                b.as_secs_f64() / m.as_secs_f64()
+            ))
+        );
+    }
     ExitCode::SUCCESS
 }

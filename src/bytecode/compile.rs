@@ -12,6 +12,7 @@ use std::rc::Rc;
 use crate::bytecode::op::{Op, Reg};
 use crate::bytecode::proto::{Const, Place, PlaceOp, PlaceRoot, Proto, TemplatePart};
 use crate::error::Error;
+use crate::profile::FunctionCounters;
 use crate::syntax::ast::*;
 use crate::syntax::source::{SourceMap, Span};
 
@@ -121,6 +122,7 @@ impl<'a> FnCompiler<'a> {
             ));
         }
         let const_values = self.consts.iter().map(Const::to_value).collect();
+        let counters = FunctionCounters::new(self.code.len(), func.layout.num_loops as usize);
         let line = if func.layout.is_script {
             0
         } else {
@@ -151,6 +153,7 @@ impl<'a> FnCompiler<'a> {
                 .collect(),
             line,
             loop_lines: self.loop_lines,
+            counters,
         }))
     }
 
@@ -417,6 +420,12 @@ impl<'a> FnCompiler<'a> {
                 for at in ctx.breaks {
                     self.patch_here(at);
                 }
+                self.emit(
+                    Op::LoopExit {
+                        id: *loop_id as u16,
+                    },
+                    span,
+                );
             }
             ExprKind::For {
                 label,
@@ -876,6 +885,7 @@ impl<'a> FnCompiler<'a> {
         for at in exits.into_iter().chain(ctx.breaks) {
             self.patch_here(at);
         }
+        self.emit(Op::LoopExit { id: loop_id as u16 }, span);
         Ok(())
     }
 

@@ -290,6 +290,10 @@ pub enum Op {
     LoopEnter {
         id: u16,
     },
+    /// Where loop `id` is left (normally or by `break`): closes its timing when profiling.
+    LoopExit {
+        id: u16,
+    },
     /// The loop's back edge: counts an iteration, polls the interrupt flag, jumps back.
     BackEdge {
         id: u16,
@@ -429,6 +433,7 @@ impl Op {
             JumpIfNotEqI { .. } => "JMPNEQI",
             JumpIfNotNeI { .. } => "JMPNNEI",
             LoopEnter { .. } => "LOOPENTER",
+            LoopExit { .. } => "LOOPEXIT",
             BackEdge { .. } => "BACKEDGE",
             ForRangeNext { .. } => "FORRANGE",
             ForRangePrep { .. } => "FORRANGEPREP",
@@ -586,7 +591,7 @@ impl Op {
             | JumpIfNotGeI { a, imm, target }
             | JumpIfNotEqI { a, imm, target }
             | JumpIfNotNeI { a, imm, target } => format!("{}, {imm} -> {target}", r(a)),
-            LoopEnter { id } => format!("loop{id}"),
+            LoopEnter { id } | LoopExit { id } => format!("loop{id}"),
             BackEdge { id, target } => format!("loop{id} -> {target}"),
             ForRangeNext { base, var, exit } | ForIterNext { base, var, exit } => {
                 format!("{} := next of r{base}, exit -> {exit}", r(var))

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use crate::bytecode::op::{Op, Reg};
+use crate::profile::FunctionCounters;
 use crate::syntax::ast::{BinOp, Capture, Name};
 use crate::syntax::lexer::FormatSpec;
 use crate::syntax::source::Span;
@@ -109,4 +110,6 @@ pub struct Proto {
     pub line: u32,
     /// Source line of each loop, by loop id.
     pub loop_lines: Vec<u32>,
+    /// What the VM has counted about this function (always on; see `profile`).
+    pub counters: FunctionCounters,
 }

@@ -12,6 +12,7 @@ mod place;
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use crate::builtins::{self, Builtin};
 use crate::bytecode::op::Op;
@@ -21,12 +22,16 @@ use crate::function::{Closure, Code};
 use crate::globals::Globals;
 use crate::limits::Limits;
 use crate::ops;
+use crate::profile::type_bit;
 use crate::syntax::ast::Capture;
 use crate::value::{clear, put, set_bool, set_float, set_int, Upvalue, Value};
 
 /// A suspended caller. The slots of `Vm::frames` are reused (fields overwritten in place,
 /// which is cheaper than building and copying a whole frame); `depth` says how many are
 /// live.
+/// The feedback bit of an int (an immediate operand).
+const INT_BIT: u32 = 1 << 2;
+
 /// Builds the error of the instruction before `pc`, out of line: the dispatch loop's error
 /// paths stay small.
 #[cold]
@@ -55,6 +60,58 @@ pub struct Vm<'a> {
     /// Live suspended frames in `frames`.
     depth: usize,
     cells: Vec<Upvalue>,
+    /// Whether the profile counters run (they are always on except to measure their cost).
+    counting: bool,
+    /// Timing state, when timing is switched on.
+    timing: Option<Box<Timing>>,
+}
+
+/// Timing of running functions and loops (only with `--profile` / `:profile on`).
+#[derive(Default)]
+pub struct Timing {
+    /// One per running activation: its prototype, when it started, time spent in callees.
+    frames: Vec<(Rc<Proto>, Instant, Duration)>,
+    /// One per running loop: frame depth, prototype, loop id, start, iterations at entry.
+    loops: Vec<(usize, Rc<Proto>, u16, Instant, u64)>,
+}
+
+impl Timing {
+    fn enter(&mut self, proto: &Rc<Proto>) {
+        let c = &proto.counters;
+        c.active.set(c.active.get() + 1);
+        self.frames
+            .push((proto.clone(), Instant::now(), Duration::ZERO));
+    }
+
+    /// Closes the innermost activation: self time always, total time only for the outermost
+    /// activation of a function (so recursion is counted once).
+    fn leave(&mut self, depth: usize) {
+        while self.loops.last().is_some_and(|l| l.0 >= depth) {
+            self.loops.pop();
+        }
+        let Some((proto, start, in_callees)) = self.frames.pop() else {
+            return;
+        };
+        let elapsed = start.elapsed();
+        let c = &proto.counters;
+        c.self_time
+            .set(c.self_time.get() + elapsed.saturating_sub(in_callees));
+        if c.active.get() == 1 {
+            c.total_time.set(c.total_time.get() + elapsed);
+        }
+        c.active.set(c.active.get() - 1);
+        if let Some(parent) = self.frames.last_mut() {
+            parent.2 += elapsed;
+        }
+    }
+
+    /// After an error: every activation still open is abandoned.
+    fn abandon(&mut self) {
+        for (proto, _, _) in self.frames.drain(..) {
+            proto.counters.active.set(0);
+        }
+        self.loops.clear();
+    }
 }
 
 fn proto_of(c: &Closure) -> &Rc<Proto> {
@@ -74,6 +131,21 @@ impl<'a> Vm<'a> {
             frames: Vec::new(),
             depth: 0,
             cells: Vec::new(),
+            counting: true,
+            timing: None,
+        }
+    }
+
+    /// Switches the profile counters off (to measure what they cost) or on.
+    pub fn set_counting(&mut self, on: bool) {
+        self.counting = on;
+    }
+
+    /// Switches timing on (implies counting) or off.
+    pub fn set_timing(&mut self, on: bool) {
+        self.timing = on.then(Box::default);
+        if on {
+            self.counting = true;
         }
     }
 
@@ -167,7 +239,23 @@ impl<'a> Vm<'a> {
             self.cells
                 .extend((0..proto.num_cells).map(|_| placeholder.clone()));
         }
-        let result = self.execute(entry_depth, closure, base, cell_base, argc);
+        if self.counting {
+            proto.counters.record_call(&self.stack[base..base + argc]);
+        }
+        if let Some(t) = &mut self.timing {
+            t.enter(&proto);
+        }
+        let result = if self.counting {
+            self.execute::<true>(entry_depth, closure, base, cell_base, argc)
+        } else {
+            self.execute::<false>(entry_depth, closure, base, cell_base, argc)
+        };
+        if let Some(t) = &mut self.timing {
+            match result {
+                Ok(_) => t.leave(entry_depth),
+                Err(_) => t.abandon(),
+            }
+        }
         if result.is_err() {
             // Unwind everything this run suspended.
             for f in &mut self.frames[entry_depth..self.depth] {
@@ -181,7 +269,8 @@ impl<'a> Vm<'a> {
     }
 
     /// Runs the entry frame until it returns (with `depth` back at `entry_depth`).
-    fn execute(
+    /// `COUNT` compiles the profile counters in or out of the dispatch loop.
+    fn execute<const COUNT: bool>(
         &mut self,
         entry_depth: usize,
         entry: Rc<Closure>,
@@ -221,9 +310,28 @@ impl<'a> Vm<'a> {
                     }
                 };
             }
+            // Type feedback of a two-operand instruction (left type bits, right << 8).
+            macro_rules! fb {
+                ($a:expr, $b:expr) => {
+                    if COUNT {
+                        let bits = type_bit(&reg!($a)) | type_bit(&reg!($b)) << 8;
+                        proto.counters.feedback(pc - 1, bits);
+                    }
+                };
+            }
+            // The same with an int immediate on the right.
+            macro_rules! fb_imm {
+                ($a:expr) => {
+                    if COUNT {
+                        let bits = type_bit(&reg!($a)) | INT_BIT << 8;
+                        proto.counters.feedback(pc - 1, bits);
+                    }
+                };
+            }
             // Arithmetic with an int fast path (checked), a float fast path, then `ops`.
             macro_rules! arith {
                 ($dst:expr, $a:expr, $b:expr, $checked:ident, $fop:tt, $slow:path) => {{
+                    fb!($a, $b);
                     match (&reg!($a), &reg!($b)) {
                         (Value::Int(x), Value::Int(y)) => match x.$checked(*y) {
                             Some(r) => set_int(&mut reg!($dst), r),
@@ -245,6 +353,7 @@ impl<'a> Vm<'a> {
             }
             macro_rules! compare {
                 ($a:expr, $b:expr, $op:tt, $ord:pat) => {{
+                    fb!($a, $b);
                     match (&reg!($a), &reg!($b)) {
                         (Value::Int(x), Value::Int(y)) => x $op y,
                         (Value::Float(x), Value::Float(y)) => x $op y,
@@ -254,6 +363,7 @@ impl<'a> Vm<'a> {
             }
             macro_rules! compare_imm {
                 ($a:expr, $imm:expr, $op:tt, $ord:pat) => {{
+                    fb_imm!($a);
                     match &reg!($a) {
                         Value::Int(x) => *x $op $imm as i64,
                         x => matches!(
@@ -286,6 +396,20 @@ impl<'a> Vm<'a> {
                     let needed = new_base + callee_proto.num_regs as usize;
                     if self.stack.len() < needed {
                         self.stack.resize(needed, Value::Nil);
+                    }
+                    if COUNT {
+                        let args = &self.stack[new_base..new_base + n];
+                        callee_proto.counters.record_call(args);
+                        let site: u32 = args
+                            .iter()
+                            .take(4)
+                            .enumerate()
+                            .map(|(i, a)| type_bit(a) << (8 * i))
+                            .fold(0, |acc, b| acc | b);
+                        proto.counters.feedback(pc - 1, site);
+                        if let Some(t) = &mut self.timing {
+                            t.enter(callee_proto);
+                        }
                     }
                     // Parameters that were not passed start as nil.
                     for slot in
@@ -418,31 +542,38 @@ impl<'a> Vm<'a> {
                     }
                     Op::Sub { dst, a, b } => arith!(dst, a, b, checked_sub, -, ops::sub),
                     Op::Mul { dst, a, b } => arith!(dst, a, b, checked_mul, *, ops::mul),
-                    Op::Div { dst, a, b } => match (&reg!(a), &reg!(b)) {
-                        (Value::Int(x), Value::Int(y)) => {
-                            let r = check!(ops::int_div(*x, *y));
-                            set_int(&mut reg!(dst), r)
+                    Op::Div { dst, a, b } => {
+                        fb!(a, b);
+                        match (&reg!(a), &reg!(b)) {
+                            (Value::Int(x), Value::Int(y)) => {
+                                let r = check!(ops::int_div(*x, *y));
+                                set_int(&mut reg!(dst), r)
+                            }
+                            (Value::Float(x), Value::Float(y)) => {
+                                let r = x / y;
+                                set_float(&mut reg!(dst), r)
+                            }
+                            (x, y) => {
+                                let v = check!(ops::div(x, y));
+                                reg!(dst) = v;
+                            }
                         }
-                        (Value::Float(x), Value::Float(y)) => {
-                            let r = x / y;
-                            set_float(&mut reg!(dst), r)
+                    }
+                    Op::Mod { dst, a, b } => {
+                        fb!(a, b);
+                        match (&reg!(a), &reg!(b)) {
+                            (Value::Int(x), Value::Int(y)) => {
+                                let r = check!(ops::int_rem(*x, *y));
+                                set_int(&mut reg!(dst), r)
+                            }
+                            (x, y) => {
+                                let v = check!(ops::rem(x, y));
+                                reg!(dst) = v;
+                            }
                         }
-                        (x, y) => {
-                            let v = check!(ops::div(x, y));
-                            reg!(dst) = v;
-                        }
-                    },
-                    Op::Mod { dst, a, b } => match (&reg!(a), &reg!(b)) {
-                        (Value::Int(x), Value::Int(y)) => {
-                            let r = check!(ops::int_rem(*x, *y));
-                            set_int(&mut reg!(dst), r)
-                        }
-                        (x, y) => {
-                            let v = check!(ops::rem(x, y));
-                            reg!(dst) = v;
-                        }
-                    },
+                    }
                     Op::Pow { dst, a, b } => {
+                        fb!(a, b);
                         let v = check!(ops::pow(&reg!(a), &reg!(b)));
                         reg!(dst) = v;
                     }
@@ -452,6 +583,7 @@ impl<'a> Vm<'a> {
                     Op::Shl { dst, a, b } => check!(bitwise(regs, ArithOp::Shl, dst, a, b)),
                     Op::Shr { dst, a, b } => check!(bitwise(regs, ArithOp::Shr, dst, a, b)),
                     Op::Eq { dst, a, b } => {
+                        fb!(a, b);
                         let v = match (&reg!(a), &reg!(b)) {
                             (Value::Int(x), Value::Int(y)) => x == y,
                             (x, y) => ops::equals(x, y),
@@ -459,6 +591,7 @@ impl<'a> Vm<'a> {
                         set_bool(&mut reg!(dst), v);
                     }
                     Op::Ne { dst, a, b } => {
+                        fb!(a, b);
                         let v = match (&reg!(a), &reg!(b)) {
                             (Value::Int(x), Value::Int(y)) => x != y,
                             (x, y) => !ops::equals(x, y),
@@ -481,49 +614,61 @@ impl<'a> Vm<'a> {
                         let v = compare!(a, b, >=, std::cmp::Ordering::Greater | std::cmp::Ordering::Equal);
                         set_bool(&mut reg!(dst), v);
                     }
-                    Op::AddI { dst, a, imm } => match &reg!(a) {
-                        Value::Int(x) => match x.checked_add(imm as i64) {
-                            Some(r) => set_int(&mut reg!(dst), r),
-                            None => fail!(ErrorKind::Overflow(ArithOp::Add)),
-                        },
-                        Value::Str(_) if dst == a => {
-                            check!(ops::add_in_place(&mut reg!(dst), &Value::Int(imm as i64)));
+                    Op::AddI { dst, a, imm } => {
+                        fb_imm!(a);
+                        match &reg!(a) {
+                            Value::Int(x) => match x.checked_add(imm as i64) {
+                                Some(r) => set_int(&mut reg!(dst), r),
+                                None => fail!(ErrorKind::Overflow(ArithOp::Add)),
+                            },
+                            Value::Str(_) if dst == a => {
+                                check!(ops::add_in_place(&mut reg!(dst), &Value::Int(imm as i64)));
+                            }
+                            x => {
+                                let v = check!(ops::add(x, &Value::Int(imm as i64)));
+                                reg!(dst) = v;
+                            }
                         }
-                        x => {
-                            let v = check!(ops::add(x, &Value::Int(imm as i64)));
-                            reg!(dst) = v;
+                    }
+                    Op::SubI { dst, a, imm } => {
+                        fb_imm!(a);
+                        match &reg!(a) {
+                            Value::Int(x) => match x.checked_sub(imm as i64) {
+                                Some(r) => set_int(&mut reg!(dst), r),
+                                None => fail!(ErrorKind::Overflow(ArithOp::Sub)),
+                            },
+                            x => {
+                                let v = check!(ops::sub(x, &Value::Int(imm as i64)));
+                                reg!(dst) = v;
+                            }
                         }
-                    },
-                    Op::SubI { dst, a, imm } => match &reg!(a) {
-                        Value::Int(x) => match x.checked_sub(imm as i64) {
-                            Some(r) => set_int(&mut reg!(dst), r),
-                            None => fail!(ErrorKind::Overflow(ArithOp::Sub)),
-                        },
-                        x => {
-                            let v = check!(ops::sub(x, &Value::Int(imm as i64)));
-                            reg!(dst) = v;
+                    }
+                    Op::MulI { dst, a, imm } => {
+                        fb_imm!(a);
+                        match &reg!(a) {
+                            Value::Int(x) => match x.checked_mul(imm as i64) {
+                                Some(r) => set_int(&mut reg!(dst), r),
+                                None => fail!(ErrorKind::Overflow(ArithOp::Mul)),
+                            },
+                            x => {
+                                let v = check!(ops::mul(x, &Value::Int(imm as i64)));
+                                reg!(dst) = v;
+                            }
                         }
-                    },
-                    Op::MulI { dst, a, imm } => match &reg!(a) {
-                        Value::Int(x) => match x.checked_mul(imm as i64) {
-                            Some(r) => set_int(&mut reg!(dst), r),
-                            None => fail!(ErrorKind::Overflow(ArithOp::Mul)),
-                        },
-                        x => {
-                            let v = check!(ops::mul(x, &Value::Int(imm as i64)));
-                            reg!(dst) = v;
+                    }
+                    Op::ModI { dst, a, imm } => {
+                        fb_imm!(a);
+                        match &reg!(a) {
+                            Value::Int(x) => {
+                                let r = check!(ops::int_rem(*x, imm as i64));
+                                set_int(&mut reg!(dst), r)
+                            }
+                            x => {
+                                let v = check!(ops::rem(x, &Value::Int(imm as i64)));
+                                reg!(dst) = v;
+                            }
                         }
-                    },
-                    Op::ModI { dst, a, imm } => match &reg!(a) {
-                        Value::Int(x) => {
-                            let r = check!(ops::int_rem(*x, imm as i64));
-                            set_int(&mut reg!(dst), r)
-                        }
-                        x => {
-                            let v = check!(ops::rem(x, &Value::Int(imm as i64)));
-                            reg!(dst) = v;
-                        }
-                    },
+                    }
                     Op::Neg { dst, a } => {
                         let v = check!(ops::unary(crate::syntax::ast::UnOp::Neg, &reg!(a)));
                         reg!(dst) = v;
@@ -571,6 +716,7 @@ impl<'a> Vm<'a> {
                         }
                     }
                     Op::JumpIfNotEq { a, b, target } => {
+                        fb!(a, b);
                         let eq = match (&reg!(a), &reg!(b)) {
                             (Value::Int(x), Value::Int(y)) => x == y,
                             (x, y) => ops::equals(x, y),
@@ -580,6 +726,7 @@ impl<'a> Vm<'a> {
                         }
                     }
                     Op::JumpIfNotNe { a, b, target } => {
+                        fb!(a, b);
                         let eq = match (&reg!(a), &reg!(b)) {
                             (Value::Int(x), Value::Int(y)) => x == y,
                             (x, y) => ops::equals(x, y),
@@ -611,6 +758,7 @@ impl<'a> Vm<'a> {
                         }
                     }
                     Op::JumpIfNotEqI { a, imm, target } => {
+                        fb_imm!(a);
                         let eq = match &reg!(a) {
                             Value::Int(x) => *x == imm as i64,
                             x => ops::equals(x, &Value::Int(imm as i64)),
@@ -620,6 +768,7 @@ impl<'a> Vm<'a> {
                         }
                     }
                     Op::JumpIfNotNeI { a, imm, target } => {
+                        fb_imm!(a);
                         let eq = match &reg!(a) {
                             Value::Int(x) => *x == imm as i64,
                             x => ops::equals(x, &Value::Int(imm as i64)),
@@ -629,8 +778,40 @@ impl<'a> Vm<'a> {
                         }
                     }
 
-                    Op::LoopEnter { .. } => {}
-                    Op::BackEdge { target, .. } => {
+                    Op::LoopEnter { id } => {
+                        if COUNT {
+                            let l = &proto.counters.loops[id as usize];
+                            l.entries.set(l.entries.get() + 1);
+                            if let Some(t) = &mut self.timing {
+                                let start = (Instant::now(), l.iterations.get());
+                                let me = proto_of(&closure).clone();
+                                t.loops.push((self.depth, me, id, start.0, start.1));
+                            }
+                        }
+                    }
+                    Op::LoopExit { id } => {
+                        if COUNT {
+                            if let Some(t) = &mut self.timing {
+                                let mine = t.loops.last().is_some_and(|l| {
+                                    l.0 == self.depth && l.2 == id && std::ptr::eq(&*l.1, proto)
+                                });
+                                if mine {
+                                    let (_, _, _, start, at_entry) =
+                                        t.loops.pop().expect("checked above");
+                                    let l = &proto.counters.loops[id as usize];
+                                    l.timed.set(l.timed.get() + start.elapsed());
+                                    l.timed_iterations.set(
+                                        l.timed_iterations.get() + l.iterations.get() - at_entry,
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Op::BackEdge { target, id } => {
+                        if COUNT {
+                            let l = &proto.counters.loops[id as usize];
+                            l.iterations.set(l.iterations.get() + 1);
+                        }
                         if self.limits.interrupted() {
                             fail!(ErrorKind::Interrupted);
                         }
@@ -739,6 +920,11 @@ impl<'a> Vm<'a> {
                             Value::Int(i) => Some(i),
                             _ => None,
                         };
+                        if COUNT {
+                            let c = &proto.counters;
+                            c.return_types
+                                .set(c.return_types.get() | type_bit(&reg!(src)));
+                        }
                         let v = match int_result {
                             Some(_) => Value::Nil,
                             None => std::mem::take(&mut reg!(src)),
@@ -754,6 +940,11 @@ impl<'a> Vm<'a> {
                                 Some(i) => Value::Int(i),
                                 None => v,
                             });
+                        }
+                        if COUNT {
+                            if let Some(t) = &mut self.timing {
+                                t.leave(self.depth);
+                            }
                         }
                         match int_result {
                             Some(i) => set_int(&mut self.stack[ret], i),
