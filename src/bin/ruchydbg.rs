@@ -182,8 +182,14 @@ fn hotspots(args: &[String]) -> ExitCode {
             "--hot-calls" => number(name, v).map(|x| thresholds.hot_calls = x),
             "--stable" => number(name, v).map(|x| thresholds.stable = x),
             "--osr-iterations" => number(name, v).map(|x| thresholds.osr_iterations = x),
-            "--json" => Ok(json = true),
-            _ => Ok(show_output = true),
+            "--json" => {
+                json = true;
+                Ok(())
+            }
+            _ => {
+                show_output = true;
+                Ok(())
+            }
         };
         if let Err(msg) = r {
             return usage_error(&msg);
