@@ -96,6 +96,7 @@ fn the_interrupt_flag_stops_running_code_in_every_tier() {
                 let options = Options {
                     tier,
                     max_depth: 1_000_000_000,
+                    ..Options::default()
                 };
                 let mut session =
                     Session::new(&options, Box::new(std::io::sink())).expect("tier is built");

@@ -137,6 +137,7 @@ fn run_one(src: &str, tier: Tier) {
     let options = Options {
         tier,
         max_depth: 2_000,
+        ..Options::default()
     };
     let src = src.to_string();
     ruchy_jit::stack::run_with_stack(64 << 20, move || {
