@@ -13,27 +13,28 @@ const ALL_TIERS: [Tier; 4] = [Tier::Ast, Tier::Vm, Tier::Jit, Tier::Auto];
 struct Expectation {
     stdout: String,
     exit: i32,
-    error: Option<String>,
+    /// Texts stderr must contain: one per `error:` line (the message, a location, ...).
+    errors: Vec<String>,
 }
 
 fn expectation(program: &Path) -> Expectation {
     let stdout = std::fs::read_to_string(program.with_extension("expected"))
         .unwrap_or_else(|e| panic!("{}: missing .expected: {e}", program.display()));
     let mut exit = 0;
-    let mut error = None;
+    let mut errors = Vec::new();
     if let Ok(status) = std::fs::read_to_string(program.with_extension("status")) {
         for line in status.lines() {
             if let Some(code) = line.strip_prefix("exit:") {
                 exit = code.trim().parse().expect("exit: N");
             } else if let Some(text) = line.strip_prefix("error:") {
-                error = Some(text.trim().to_string());
+                errors.push(text.trim().to_string());
             }
         }
     }
     Expectation {
         stdout,
         exit,
-        error,
+        errors,
     }
 }
 
@@ -73,7 +74,7 @@ fn run_dir(dir: &Path, tier: Tier, extra: &[&str]) -> Vec<String> {
         if code != want.exit {
             problems.push(format!("exit code {code}, expected {}", want.exit));
         }
-        if let Some(text) = &want.error {
+        for text in &want.errors {
             if !stderr.contains(text.as_str()) {
                 problems.push(format!("stderr lacks {text:?}: {stderr}"));
             }

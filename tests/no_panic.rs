@@ -1,9 +1,15 @@
 //! Thousands of random, truncated and mutated inputs through the lexer, parser, resolver
-//! and tree-walker: none may panic. Each run has a small recursion limit and a watchdog
+//! and every tier: none may panic, and every tier must print the same bytes and fail with
+//! the same error at the same place. Each run has a small recursion limit and a watchdog
 //! that interrupts endless loops, so a mutation that removes `i += 1` cannot hang the test.
 
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use ruchy_jit::error::ErrorKind;
 
 use ruchy_jit::session::{Options, Session, Tier};
 
@@ -132,8 +138,26 @@ fn mutate(rng: &mut Rng, src: &str) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// Captures a session's output.
+#[derive(Clone, Default)]
+struct Captured(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a run did: its output and its error (message and location), or `None` when the
+/// watchdog had to interrupt it (then its output depends on timing).
+type Outcome = Option<(Vec<u8>, Option<(String, u32, u32)>)>;
+
 /// Runs one input on a fresh session; panics propagate to the caller.
-fn run_one(src: &str, tier: Tier) {
+fn run_one(src: &str, tier: Tier) -> Outcome {
     let options = Options {
         tier,
         max_depth: 2_000,
@@ -141,36 +165,77 @@ fn run_one(src: &str, tier: Tier) {
     };
     let src = src.to_string();
     ruchy_jit::stack::run_with_stack(64 << 20, move || {
-        let mut session = Session::new(&options, Box::new(std::io::sink())).expect("tier");
+        let out = Captured::default();
+        let mut session = Session::new(&options, Box::new(out.clone())).expect("tier");
         let flag = session.limits.interrupt.clone();
         let watchdog = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(200));
             flag.store(true, Ordering::Relaxed);
         });
-        let _ = session.run_program("fuzz.ruchy", &src);
+        let result = session.run_program("fuzz.ruchy", &src);
         drop(watchdog);
-    });
+        let error = match result {
+            Ok(_) => None,
+            Err(e) if e.kind == ErrorKind::Interrupted => return None,
+            Err(e) => Some((e.kind.to_string(), e.span.lo, e.span.hi)),
+        };
+        let bytes = out.0.borrow().clone();
+        Some((bytes, error))
+    })
 }
 
 #[test]
-fn random_and_mutated_inputs_never_panic() {
+fn random_and_mutated_inputs_never_panic_and_every_tier_agrees() {
     let corpus = corpus();
     assert!(!corpus.is_empty());
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    // A fixed seed in CI; `RUCHY_FUZZ_SEED` and `RUCHY_FUZZ_COUNT` for longer runs.
+    let seed = std::env::var("RUCHY_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_1234_abcd_ef01_u64);
+    let count: usize = std::env::var("RUCHY_FUZZ_COUNT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3000);
+    let mut rng = Rng(seed.max(1));
     let tiers: Vec<Tier> = [Tier::Ast, Tier::Vm, Tier::Jit, Tier::Auto]
         .into_iter()
         .filter(|t| t.available().is_ok())
         .collect();
-    for i in 0..3000 {
+    let mut compared = 0;
+    for i in 0..count {
         let base = &corpus[rng.below(corpus.len())];
         let input = mutate(&mut rng, base);
-        let tier = tiers[i % tiers.len()];
-        let input_for_report = input.clone();
-        let result = std::panic::catch_unwind(move || run_one(&input, tier));
-        assert!(
-            result.is_ok(),
-            "input #{i} panicked under --tier {}:\n{input_for_report}",
-            tier.name()
-        );
+        let mut outcomes = Vec::new();
+        for &tier in &tiers {
+            let run_input = input.clone();
+            let result = std::panic::catch_unwind(move || run_one(&run_input, tier));
+            match result {
+                Ok(outcome) => outcomes.push((tier, outcome)),
+                Err(_) => panic!("input #{i} panicked under --tier {}:\n{input}", tier.name()),
+            }
+        }
+        let Some((first_tier, Some(first))) = outcomes.first().cloned() else {
+            continue;
+        };
+        for (tier, outcome) in &outcomes[1..] {
+            let Some(other) = outcome else { continue };
+            assert!(
+                *other == first,
+                "input #{i}: --tier {} and --tier {} differ\n--- program\n{input}\n--- {}\n{:?}\n--- {}\n{:?}",
+                first_tier.name(),
+                tier.name(),
+                first_tier.name(),
+                (String::from_utf8_lossy(&first.0), &first.1),
+                tier.name(),
+                (String::from_utf8_lossy(&other.0), &other.1),
+            );
+        }
+        compared += 1;
     }
+    // Most mutants are syntax errors; enough must run for the comparison to mean something.
+    assert!(
+        compared > count / 3,
+        "only {compared} programs were compared"
+    );
 }

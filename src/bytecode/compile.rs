@@ -44,6 +44,7 @@ struct FnCompiler<'a> {
     max_reg: u32,
     loops: Vec<LoopCtx>,
     loop_lines: Vec<u32>,
+    callee_spans: Vec<(u32, Span)>,
 }
 
 type CResult<T = ()> = Result<T, Error>;
@@ -80,6 +81,7 @@ impl<'a> FnCompiler<'a> {
             max_reg: slots,
             loops: Vec::new(),
             loop_lines: vec![0; func.layout.num_loops as usize],
+            callee_spans: Vec::new(),
         }
     }
 
@@ -140,6 +142,7 @@ impl<'a> FnCompiler<'a> {
             places: self.places,
             templates: self.templates,
             num_params: func.params.len() as u16,
+            num_locals: func.layout.num_slots as u16,
             min_args,
             max_args,
             num_regs: self.max_reg as u16,
@@ -153,6 +156,7 @@ impl<'a> FnCompiler<'a> {
                 .collect(),
             line,
             loop_lines: self.loop_lines,
+            callee_spans: self.callee_spans,
             counters,
         }))
     }
@@ -496,7 +500,10 @@ impl<'a> FnCompiler<'a> {
                     Some(global) => Op::CallGlobal { base, argc, global },
                     None => Op::Call { base, argc },
                 };
-                self.emit(op, span);
+                let at = self.emit(op, span);
+                if global.is_some() {
+                    self.callee_spans.push((at as u32, callee.span));
+                }
                 self.mov(dst, base, span);
             }
             ExprKind::Method {

@@ -82,6 +82,19 @@ pub enum TemplatePart {
     Hole(FormatSpec),
 }
 
+impl Proto {
+    /// The span of the callee name of the `CALLGLOBAL` at `pc`.
+    pub fn callee_span(&self, pc: usize) -> Span {
+        match self
+            .callee_spans
+            .binary_search_by_key(&(pc as u32), |(p, _)| *p)
+        {
+            Ok(i) => self.callee_spans[i].1,
+            Err(_) => self.spans[pc],
+        }
+    }
+}
+
 pub struct Proto {
     pub name: Name,
     pub code: Vec<Op>,
@@ -98,6 +111,9 @@ pub struct Proto {
     pub places: Vec<Place>,
     pub templates: Vec<Vec<TemplatePart>>,
     pub num_params: u16,
+    /// Registers holding named locals (parameters first); they start as nil on entry, as
+    /// in the tree-walker. Temporaries above them are always written before being read.
+    pub num_locals: u16,
     pub min_args: usize,
     pub max_args: usize,
     pub num_regs: u16,
@@ -110,6 +126,9 @@ pub struct Proto {
     pub line: u32,
     /// Source line of each loop, by loop id.
     pub loop_lines: Vec<u32>,
+    /// For each `CALLGLOBAL` (by pc, ascending): the span of the callee's name, where an
+    /// `Undefined variable` error points (the instruction's own span is the whole call).
+    pub callee_spans: Vec<(u32, Span)>,
     /// What the VM has counted about this function (always on; see `profile`).
     pub counters: FunctionCounters,
 }

@@ -411,9 +411,10 @@ impl<'a> Vm<'a> {
                             t.enter(callee_proto);
                         }
                     }
-                    // Parameters that were not passed start as nil.
+                    // Parameters that were not passed, and every other local, start as nil:
+                    // the window may still hold the caller's dead temporaries.
                     for slot in
-                        &mut self.stack[new_base + n..new_base + callee_proto.num_params as usize]
+                        &mut self.stack[new_base + n..new_base + callee_proto.num_locals as usize]
                     {
                         clear(slot);
                     }
@@ -907,9 +908,11 @@ impl<'a> Vm<'a> {
                                 continue;
                             }
                             Some(other) => fail!(ErrorKind::NotCallable(other.type_of())),
-                            None => fail!(ErrorKind::UndefinedVariable(
-                                self.globals.name(global).to_string()
-                            )),
+                            None => {
+                                let name = self.globals.name(global).to_string();
+                                let span = proto.callee_span(pc - 1);
+                                return Err(Error::new(ErrorKind::UndefinedVariable(name), span));
+                            }
                         };
                         enter!(callee, callee_at, n);
                     }
