@@ -477,10 +477,9 @@ impl<'a> FnCompiler<'a> {
                         if d as u32 + 1 == self.next_reg
                             && d as u32 >= self.func.layout.num_slots =>
                     {
-                        self.alloc_n(args.len() as u32, span)?;
                         d
                     }
-                    _ => self.alloc_n(1 + args.len() as u32, span)?,
+                    _ => self.alloc(span)?,
                 };
                 let global = match callee.kind {
                     ExprKind::Var(Var {
@@ -492,8 +491,13 @@ impl<'a> FnCompiler<'a> {
                 if global.is_none() {
                     self.expr(callee, Some(base))?;
                 }
+                // Argument slots are taken one at a time: while an argument is computed,
+                // the slots above it hold nothing live, so a call in that argument can use
+                // the argument's own slot as its base.
                 for (i, a) in args.iter().enumerate() {
-                    self.expr(a, Some(base + 1 + i as Reg))?;
+                    let slot = self.alloc(a.span)?;
+                    debug_assert_eq!(slot, base + 1 + i as Reg);
+                    self.expr(a, Some(slot))?;
                 }
                 let argc = args.len() as u8;
                 let op = match global {

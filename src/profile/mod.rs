@@ -28,6 +28,23 @@ pub fn type_bit(v: &Value) -> u32 {
     1 << v.type_of().index()
 }
 
+/// In one pass over a call's arguments: the callee's signature key (`None` when there are
+/// too many arguments to pack) and the call site's feedback word (type bits of the first
+/// four arguments, one byte each).
+#[inline(always)]
+pub fn call_keys(args: &[Value]) -> (Option<SigKey>, u32) {
+    let mut key = 0x8 | args.len() as u32;
+    let mut site = 0;
+    for (i, a) in args.iter().enumerate().take(SIGNATURE_ARGS) {
+        let t = a.type_of().index() as u32;
+        key |= (t + 1) << (4 + 4 * i);
+        if i < 4 {
+            site |= (1 << t) << (8 * i);
+        }
+    }
+    ((args.len() <= SIGNATURE_ARGS).then_some(key), site)
+}
+
 /// The signature key of `args`, or `None` when there are too many arguments to pack.
 #[inline(always)]
 pub fn signature_key(args: &[Value]) -> Option<SigKey> {
@@ -128,8 +145,14 @@ impl FunctionCounters {
     /// Counts a call with these arguments.
     #[inline(always)]
     pub fn record_call(&self, args: &[Value]) {
+        self.record_signature(signature_key(args));
+    }
+
+    /// Counts a call with this signature (`None`: too many arguments to pack).
+    #[inline(always)]
+    pub fn record_signature(&self, key: Option<SigKey>) {
         self.calls.set(self.calls.get() + 1);
-        let Some(key) = signature_key(args) else {
+        let Some(key) = key else {
             self.other_sigs.set(self.other_sigs.get() + 1);
             return;
         };
@@ -203,6 +226,18 @@ impl FunctionCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_keys_match_the_separate_computations() {
+        let args = [Value::Int(1), Value::str("s"), Value::Float(0.5)];
+        let (key, site) = call_keys(&args);
+        assert_eq!(key, signature_key(&args));
+        assert_eq!(
+            site,
+            type_bit(&args[0]) | type_bit(&args[1]) << 8 | type_bit(&args[2]) << 16
+        );
+        assert_eq!(call_keys(&vec![Value::Nil; 9]).0, None);
+    }
 
     #[test]
     fn signatures_pack_and_unpack() {

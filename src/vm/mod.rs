@@ -22,7 +22,7 @@ use crate::function::{Closure, Code};
 use crate::globals::Globals;
 use crate::limits::Limits;
 use crate::ops;
-use crate::profile::type_bit;
+use crate::profile::{call_keys, type_bit};
 use crate::syntax::ast::Capture;
 use crate::value::{clear, put, set_bool, set_float, set_int, Upvalue, Value};
 
@@ -31,6 +31,10 @@ use crate::value::{clear, put, set_bool, set_float, set_int, Upvalue, Value};
 /// live.
 /// The feedback bit of an int (an immediate operand).
 const INT_BIT: u32 = 1 << 2;
+const FLOAT_BIT: u32 = 1 << 3;
+/// Feedback of an int-int and a float-float instruction.
+const INT_INT: u32 = INT_BIT | INT_BIT << 8;
+const FLOAT_FLOAT: u32 = FLOAT_BIT | FLOAT_BIT << 8;
 
 /// Builds the error of the instruction before `pc`, out of line: the dispatch loop's error
 /// paths stay small.
@@ -328,24 +332,36 @@ impl<'a> Vm<'a> {
                     }
                 };
             }
+            // Feedback known from the fast path's types: a constant, no type lookups.
+            macro_rules! fb_const {
+                ($bits:expr) => {
+                    if COUNT {
+                        proto.counters.feedback(pc - 1, $bits);
+                    }
+                };
+            }
             // Arithmetic with an int fast path (checked), a float fast path, then `ops`.
             macro_rules! arith {
                 ($dst:expr, $a:expr, $b:expr, $checked:ident, $fop:tt, $slow:path) => {{
-                    fb!($a, $b);
                     match (&reg!($a), &reg!($b)) {
-                        (Value::Int(x), Value::Int(y)) => match x.$checked(*y) {
+                        (Value::Int(x), Value::Int(y)) => {
+                            fb_const!(INT_INT);
+                            match x.$checked(*y) {
                             Some(r) => set_int(&mut reg!($dst), r),
                             None => {
                                 let v = check!($slow(&reg!($a), &reg!($b)));
                                 reg!($dst) = v;
                             }
-                        },
+                            }
+                        }
                         (Value::Float(x), Value::Float(y)) => {
+                            fb_const!(FLOAT_FLOAT);
                             let r = x $fop y;
                             set_float(&mut reg!($dst), r)
                         }
-                        (x, y) => {
-                            let v = check!($slow(x, y));
+                        _ => {
+                            fb!($a, $b);
+                            let v = check!($slow(&reg!($a), &reg!($b)));
                             reg!($dst) = v;
                         }
                     }
@@ -353,23 +369,36 @@ impl<'a> Vm<'a> {
             }
             macro_rules! compare {
                 ($a:expr, $b:expr, $op:tt, $ord:pat) => {{
-                    fb!($a, $b);
                     match (&reg!($a), &reg!($b)) {
-                        (Value::Int(x), Value::Int(y)) => x $op y,
-                        (Value::Float(x), Value::Float(y)) => x $op y,
-                        (x, y) => matches!(check!(ops::compare(x, y)), Some($ord)),
+                        (Value::Int(x), Value::Int(y)) => {
+                            fb_const!(INT_INT);
+                            x $op y
+                        }
+                        (Value::Float(x), Value::Float(y)) => {
+                            fb_const!(FLOAT_FLOAT);
+                            x $op y
+                        }
+                        (x, y) => {
+                            fb!($a, $b);
+                            matches!(check!(ops::compare(x, y)), Some($ord))
+                        }
                     }
                 }};
             }
             macro_rules! compare_imm {
                 ($a:expr, $imm:expr, $op:tt, $ord:pat) => {{
-                    fb_imm!($a);
                     match &reg!($a) {
-                        Value::Int(x) => *x $op $imm as i64,
-                        x => matches!(
-                            check!(ops::compare(x, &Value::Int($imm as i64))),
-                            Some($ord)
-                        ),
+                        Value::Int(x) => {
+                            fb_const!(INT_INT);
+                            *x $op $imm as i64
+                        }
+                        x => {
+                            fb_imm!($a);
+                            matches!(
+                                check!(ops::compare(x, &Value::Int($imm as i64))),
+                                Some($ord)
+                            )
+                        }
                     }
                 }};
             }
@@ -398,14 +427,8 @@ impl<'a> Vm<'a> {
                         self.stack.resize(needed, Value::Nil);
                     }
                     if COUNT {
-                        let args = &self.stack[new_base..new_base + n];
-                        callee_proto.counters.record_call(args);
-                        let site: u32 = args
-                            .iter()
-                            .take(4)
-                            .enumerate()
-                            .map(|(i, a)| type_bit(a) << (8 * i))
-                            .fold(0, |acc, b| acc | b);
+                        let (key, site) = call_keys(&self.stack[new_base..new_base + n]);
+                        callee_proto.counters.record_signature(key);
                         proto.counters.feedback(pc - 1, site);
                         if let Some(t) = &mut self.timing {
                             t.enter(callee_proto);
@@ -615,61 +638,64 @@ impl<'a> Vm<'a> {
                         let v = compare!(a, b, >=, std::cmp::Ordering::Greater | std::cmp::Ordering::Equal);
                         set_bool(&mut reg!(dst), v);
                     }
-                    Op::AddI { dst, a, imm } => {
-                        fb_imm!(a);
-                        match &reg!(a) {
-                            Value::Int(x) => match x.checked_add(imm as i64) {
+                    Op::AddI { dst, a, imm } => match &reg!(a) {
+                        Value::Int(x) => {
+                            fb_const!(INT_INT);
+                            match x.checked_add(imm as i64) {
                                 Some(r) => set_int(&mut reg!(dst), r),
                                 None => fail!(ErrorKind::Overflow(ArithOp::Add)),
-                            },
-                            Value::Str(_) if dst == a => {
-                                check!(ops::add_in_place(&mut reg!(dst), &Value::Int(imm as i64)));
-                            }
-                            x => {
-                                let v = check!(ops::add(x, &Value::Int(imm as i64)));
-                                reg!(dst) = v;
                             }
                         }
-                    }
-                    Op::SubI { dst, a, imm } => {
-                        fb_imm!(a);
-                        match &reg!(a) {
-                            Value::Int(x) => match x.checked_sub(imm as i64) {
+                        Value::Str(_) if dst == a => {
+                            fb_imm!(a);
+                            check!(ops::add_in_place(&mut reg!(dst), &Value::Int(imm as i64)));
+                        }
+                        x => {
+                            let v = check!(ops::add(x, &Value::Int(imm as i64)));
+                            fb_imm!(a);
+                            reg!(dst) = v;
+                        }
+                    },
+                    Op::SubI { dst, a, imm } => match &reg!(a) {
+                        Value::Int(x) => {
+                            fb_const!(INT_INT);
+                            match x.checked_sub(imm as i64) {
                                 Some(r) => set_int(&mut reg!(dst), r),
                                 None => fail!(ErrorKind::Overflow(ArithOp::Sub)),
-                            },
-                            x => {
-                                let v = check!(ops::sub(x, &Value::Int(imm as i64)));
-                                reg!(dst) = v;
                             }
                         }
-                    }
-                    Op::MulI { dst, a, imm } => {
-                        fb_imm!(a);
-                        match &reg!(a) {
-                            Value::Int(x) => match x.checked_mul(imm as i64) {
+                        x => {
+                            let v = check!(ops::sub(x, &Value::Int(imm as i64)));
+                            fb_imm!(a);
+                            reg!(dst) = v;
+                        }
+                    },
+                    Op::MulI { dst, a, imm } => match &reg!(a) {
+                        Value::Int(x) => {
+                            fb_const!(INT_INT);
+                            match x.checked_mul(imm as i64) {
                                 Some(r) => set_int(&mut reg!(dst), r),
                                 None => fail!(ErrorKind::Overflow(ArithOp::Mul)),
-                            },
-                            x => {
-                                let v = check!(ops::mul(x, &Value::Int(imm as i64)));
-                                reg!(dst) = v;
                             }
                         }
-                    }
-                    Op::ModI { dst, a, imm } => {
-                        fb_imm!(a);
-                        match &reg!(a) {
-                            Value::Int(x) => {
-                                let r = check!(ops::int_rem(*x, imm as i64));
-                                set_int(&mut reg!(dst), r)
-                            }
-                            x => {
-                                let v = check!(ops::rem(x, &Value::Int(imm as i64)));
-                                reg!(dst) = v;
-                            }
+                        x => {
+                            let v = check!(ops::mul(x, &Value::Int(imm as i64)));
+                            fb_imm!(a);
+                            reg!(dst) = v;
                         }
-                    }
+                    },
+                    Op::ModI { dst, a, imm } => match &reg!(a) {
+                        Value::Int(x) => {
+                            fb_const!(INT_INT);
+                            let r = check!(ops::int_rem(*x, imm as i64));
+                            set_int(&mut reg!(dst), r)
+                        }
+                        x => {
+                            let v = check!(ops::rem(x, &Value::Int(imm as i64)));
+                            fb_imm!(a);
+                            reg!(dst) = v;
+                        }
+                    },
                     Op::Neg { dst, a } => {
                         let v = check!(ops::unary(crate::syntax::ast::UnOp::Neg, &reg!(a)));
                         reg!(dst) = v;
@@ -924,9 +950,10 @@ impl<'a> Vm<'a> {
                             _ => None,
                         };
                         if COUNT {
-                            let c = &proto.counters;
-                            c.return_types
-                                .set(c.return_types.get() | type_bit(&reg!(src)));
+                            let (c, bit) = (&proto.counters, type_bit(&reg!(src)));
+                            if c.return_types.get() & bit == 0 {
+                                c.return_types.set(c.return_types.get() | bit);
+                            }
                         }
                         let v = match int_result {
                             Some(_) => Value::Nil,
