@@ -171,6 +171,16 @@ impl FunctionCounters {
         self.other_sigs.set(self.other_sigs.get() + 1);
     }
 
+    /// Adds back edges counted elsewhere to loop `id`'s iterations (and zeroes the count).
+    #[inline(always)]
+    pub fn add_iterations(&self, id: u16, count: &mut u64) {
+        let n = std::mem::take(count);
+        if n > 0 {
+            let l = &self.loops[id as usize];
+            l.iterations.set(l.iterations.get() + n);
+        }
+    }
+
     /// ORs type bits into an instruction's feedback word (a store only when new bits show).
     #[inline(always)]
     pub fn feedback(&self, pc: usize, bits: u32) {
