@@ -693,27 +693,7 @@ impl<'a> FnCompiler<'a> {
         let ra = self.expr_any(a)?;
         let rb = self.expr_any(b)?;
         let d = self.dst_or_temp(dst, span)?;
-        let (a, b) = (ra, rb);
-        let op = match op {
-            BinOp::Add => Op::Add { dst: d, a, b },
-            BinOp::Sub => Op::Sub { dst: d, a, b },
-            BinOp::Mul => Op::Mul { dst: d, a, b },
-            BinOp::Div => Op::Div { dst: d, a, b },
-            BinOp::Mod => Op::Mod { dst: d, a, b },
-            BinOp::Pow => Op::Pow { dst: d, a, b },
-            BinOp::BitAnd => Op::BitAnd { dst: d, a, b },
-            BinOp::BitOr => Op::BitOr { dst: d, a, b },
-            BinOp::BitXor => Op::BitXor { dst: d, a, b },
-            BinOp::Shl => Op::Shl { dst: d, a, b },
-            BinOp::Shr => Op::Shr { dst: d, a, b },
-            BinOp::Eq => Op::Eq { dst: d, a, b },
-            BinOp::Ne => Op::Ne { dst: d, a, b },
-            BinOp::Lt => Op::Lt { dst: d, a, b },
-            BinOp::Le => Op::Le { dst: d, a, b },
-            BinOp::Gt => Op::Gt { dst: d, a, b },
-            BinOp::Ge => Op::Ge { dst: d, a, b },
-        };
-        self.emit(op, span);
+        self.binary_regs(op, d, ra, rb, span);
         Ok(())
     }
 

@@ -451,10 +451,25 @@ impl Op {
         }
     }
 
-    /// The jump target of a branching instruction.
+    /// The jump target of a branching instruction (where the JIT will split blocks).
     pub fn target(&self) -> Option<u32> {
+        let mut op = *self;
+        op.target_field().map(|t| *t)
+    }
+
+    /// Points a branching instruction at `to` (used when patching forward jumps).
+    pub fn set_target(&mut self, to: u32) {
+        let name = self.name();
+        match self.target_field() {
+            Some(t) => *t = to,
+            None => unreachable!("{name} has no jump target"),
+        }
+    }
+
+    /// The one list of branching instructions and where their target is.
+    fn target_field(&mut self) -> Option<&mut u32> {
         use Op::*;
-        match *self {
+        match self {
             Jump { target }
             | JumpIfFalse { target, .. }
             | JumpIfTrue { target, .. }
@@ -474,32 +489,6 @@ impl Op {
             | ArgGiven { target, .. } => Some(target),
             ForRangeNext { exit, .. } | ForIterNext { exit, .. } => Some(exit),
             _ => None,
-        }
-    }
-
-    /// Points a branching instruction at `to` (used when patching forward jumps).
-    pub fn set_target(&mut self, to: u32) {
-        use Op::*;
-        match self {
-            Jump { target }
-            | JumpIfFalse { target, .. }
-            | JumpIfTrue { target, .. }
-            | JumpIfNotLt { target, .. }
-            | JumpIfNotLe { target, .. }
-            | JumpIfNotGt { target, .. }
-            | JumpIfNotGe { target, .. }
-            | JumpIfNotEq { target, .. }
-            | JumpIfNotNe { target, .. }
-            | JumpIfNotLtI { target, .. }
-            | JumpIfNotLeI { target, .. }
-            | JumpIfNotGtI { target, .. }
-            | JumpIfNotGeI { target, .. }
-            | JumpIfNotEqI { target, .. }
-            | JumpIfNotNeI { target, .. }
-            | BackEdge { target, .. }
-            | ArgGiven { target, .. } => *target = to,
-            ForRangeNext { exit, .. } | ForIterNext { exit, .. } => *exit = to,
-            _ => unreachable!("{} has no jump target", self.name()),
         }
     }
 
@@ -709,6 +698,18 @@ impl std::fmt::Display for Const {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn branch_targets_read_and_patch() {
+        let mut op = Op::JumpIfNotLtI {
+            a: 0,
+            imm: 2,
+            target: 0,
+        };
+        op.set_target(7);
+        assert_eq!(op.target(), Some(7));
+        assert_eq!(Op::Return { src: 0 }.target(), None);
+    }
 
     #[test]
     fn an_instruction_is_small() {
