@@ -7,6 +7,7 @@
 //! per loop, and one feedback word per instruction.
 
 pub mod report;
+pub mod timing;
 
 use std::cell::Cell;
 use std::time::Duration;

@@ -7,12 +7,13 @@
 //! Int and float fast paths are inlined here; everything else goes through `ops` and
 //! `builtins`, the same code the tree-walker runs, so the tiers cannot drift apart.
 
+mod entry;
 mod place;
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::builtins::{self, Builtin};
 use crate::bytecode::op::Op;
@@ -22,6 +23,7 @@ use crate::function::{Closure, Code};
 use crate::globals::Globals;
 use crate::limits::Limits;
 use crate::ops;
+use crate::profile::timing::Timing;
 use crate::profile::{call_keys, type_bit};
 use crate::syntax::ast::Capture;
 use crate::value::{clear, put, set_bool, set_float, set_int, Upvalue, Value};
@@ -70,54 +72,6 @@ pub struct Vm<'a> {
     timing: Option<Box<Timing>>,
 }
 
-/// Timing of running functions and loops (only with `--profile` / `:profile on`).
-#[derive(Default)]
-pub struct Timing {
-    /// One per running activation: its prototype, when it started, time spent in callees.
-    frames: Vec<(Rc<Proto>, Instant, Duration)>,
-    /// One per running loop: frame depth, prototype, loop id, start, iterations at entry.
-    loops: Vec<(usize, Rc<Proto>, u16, Instant, u64)>,
-}
-
-impl Timing {
-    fn enter(&mut self, proto: &Rc<Proto>) {
-        let c = &proto.counters;
-        c.active.set(c.active.get() + 1);
-        self.frames
-            .push((proto.clone(), Instant::now(), Duration::ZERO));
-    }
-
-    /// Closes the innermost activation: self time always, total time only for the outermost
-    /// activation of a function (so recursion is counted once).
-    fn leave(&mut self, depth: usize) {
-        while self.loops.last().is_some_and(|l| l.0 >= depth) {
-            self.loops.pop();
-        }
-        let Some((proto, start, in_callees)) = self.frames.pop() else {
-            return;
-        };
-        let elapsed = start.elapsed();
-        let c = &proto.counters;
-        c.self_time
-            .set(c.self_time.get() + elapsed.saturating_sub(in_callees));
-        if c.active.get() == 1 {
-            c.total_time.set(c.total_time.get() + elapsed);
-        }
-        c.active.set(c.active.get() - 1);
-        if let Some(parent) = self.frames.last_mut() {
-            parent.2 += elapsed;
-        }
-    }
-
-    /// After an error: every activation still open is abandoned.
-    fn abandon(&mut self) {
-        for (proto, _, _) in self.frames.drain(..) {
-            proto.counters.active.set(0);
-        }
-        self.loops.clear();
-    }
-}
-
 fn proto_of(c: &Closure) -> &Rc<Proto> {
     match &c.code {
         Code::Bytecode(p) => p,
@@ -126,152 +80,6 @@ fn proto_of(c: &Closure) -> &Rc<Proto> {
 }
 
 impl<'a> Vm<'a> {
-    pub fn new(globals: &'a mut Globals, out: &'a mut dyn Write, limits: &'a Limits) -> Self {
-        Vm {
-            globals,
-            out,
-            limits,
-            stack: Vec::new(),
-            frames: Vec::new(),
-            depth: 0,
-            cells: Vec::new(),
-            counting: true,
-            timing: None,
-        }
-    }
-
-    /// Switches the profile counters off (to measure what they cost) or on.
-    pub fn set_counting(&mut self, on: bool) {
-        self.counting = on;
-    }
-
-    /// Switches timing on (implies counting) or off.
-    pub fn set_timing(&mut self, on: bool) {
-        self.timing = on.then(Box::default);
-        if on {
-            self.counting = true;
-        }
-    }
-
-    /// Saves the running frame's state while it calls.
-    #[inline(always)]
-    fn suspend(
-        &mut self,
-        closure: Rc<Closure>,
-        pc: usize,
-        base: usize,
-        cell_base: usize,
-        argc: usize,
-        ret: usize,
-    ) {
-        if self.depth == self.frames.len() {
-            self.frames.push(Frame {
-                closure: None,
-                pc: 0,
-                base: 0,
-                cell_base: 0,
-                argc: 0,
-                ret: 0,
-            });
-        }
-        let f = &mut self.frames[self.depth];
-        f.closure = Some(closure);
-        f.pc = pc;
-        f.base = base;
-        f.cell_base = cell_base;
-        f.argc = argc;
-        f.ret = ret;
-        self.depth += 1;
-    }
-
-    /// Runs a compiled script; returns its value.
-    pub fn run_script(&mut self, script: &Rc<Proto>) -> Result<Value, Error> {
-        let closure = Rc::new(Closure {
-            code: Code::Bytecode(script.clone()),
-            captures: Box::new([]),
-        });
-        self.call_closure(
-            closure,
-            Vec::new(),
-            script.spans.last().copied().unwrap_or_default(),
-        )
-    }
-
-    /// Calls a function value with arguments from outside the VM (`main()` after a script).
-    pub fn call_value(
-        &mut self,
-        f: &Value,
-        args: Vec<Value>,
-        span: crate::syntax::source::Span,
-    ) -> Result<Value, Error> {
-        match f {
-            Value::Func(c) => self.call_closure(c.clone(), args, span),
-            Value::Builtin(b) => b.call(&args, self.out).map_err(|k| Error::new(k, span)),
-            other => Err(Error::new(ErrorKind::NotCallable(other.type_of()), span)),
-        }
-    }
-
-    fn call_closure(
-        &mut self,
-        closure: Rc<Closure>,
-        args: Vec<Value>,
-        span: crate::syntax::source::Span,
-    ) -> Result<Value, Error> {
-        let proto = proto_of(&closure).clone();
-        let argc = args.len();
-        if argc < proto.min_args || argc > proto.max_args {
-            let (min, max) = (proto.min_args, proto.max_args);
-            return Err(Error::new(
-                ErrorKind::Arity {
-                    min,
-                    max,
-                    got: argc,
-                },
-                span,
-            ));
-        }
-        let base = self.stack.len() + 1;
-        self.stack.push(Value::Nil);
-        self.stack.extend(args);
-        self.stack
-            .resize(base + proto.num_regs as usize, Value::Nil);
-        let entry_depth = self.depth;
-        let entry_cells = self.cells.len();
-        let cell_base = self.cells.len();
-        if proto.num_cells > 0 {
-            let placeholder = Rc::new(RefCell::new(Value::Nil));
-            self.cells
-                .extend((0..proto.num_cells).map(|_| placeholder.clone()));
-        }
-        if self.counting {
-            proto.counters.record_call(&self.stack[base..base + argc]);
-        }
-        if let Some(t) = &mut self.timing {
-            t.enter(&proto);
-        }
-        let result = if self.counting {
-            self.execute::<true>(entry_depth, closure, base, cell_base, argc)
-        } else {
-            self.execute::<false>(entry_depth, closure, base, cell_base, argc)
-        };
-        if let Some(t) = &mut self.timing {
-            match result {
-                Ok(_) => t.leave(entry_depth),
-                Err(_) => t.abandon(),
-            }
-        }
-        if result.is_err() {
-            // Unwind everything this run suspended.
-            for f in &mut self.frames[entry_depth..self.depth] {
-                f.closure = None;
-            }
-            self.depth = entry_depth;
-            self.cells.truncate(entry_cells);
-        }
-        self.stack.truncate(base - 1);
-        result
-    }
-
     /// Runs the entry frame until it returns (with `depth` back at `entry_depth`).
     /// `COUNT` compiles the profile counters in or out of the dispatch loop.
     fn execute<const COUNT: bool>(
