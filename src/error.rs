@@ -180,11 +180,8 @@ impl Error {
     ///   |     ^^^^^
     /// ```
     pub fn render(&self, sources: &SourceMap, color: bool) -> String {
-        let headline = if self.is_syntax() {
-            "syntax error"
-        } else {
-            "error"
-        };
+        // The message itself says "Syntax error: ..." for syntax errors.
+        let headline = "error";
         let mut out = String::new();
         let message = self.kind.to_string();
         if color {

@@ -12,11 +12,12 @@ ruchy - a tiered engine (tree-walker, bytecode VM, Cranelift JIT) for the Ruchy 
 USAGE:
     ruchy run FILE [OPTIONS]     run a program (calls main() if it defines it and did not call it)
     ruchy -e CODE [OPTIONS]      evaluate code; prints the final value when it is not nil
-    ruchy repl [OPTIONS]         start the interactive REPL (also: ruchy with no arguments)
+    ruchy repl [OPTIONS]         the interactive REPL (also: ruchy with no arguments); not built yet
     ruchy --help | --version
 
 OPTIONS:
-    --tier ast|vm|jit|auto       which engine runs the code (default: vm)
+    --tier ast|vm                which engine runs the code (default: vm; jit and auto are
+                                 not built yet)
     --max-depth N                recursion limit in call frames (default: 200000)
     --profile                    time functions and loops; print the hotspot report on stderr
     --no-counters                switch the VM's profile counters off (to measure their cost)
