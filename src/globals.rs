@@ -79,17 +79,6 @@ impl Globals {
         self.names.is_empty()
     }
 
-    /// Defined globals that are not builtins, in definition-index order.
-    pub fn user_defined(&self) -> impl Iterator<Item = (&Name, &Value)> {
-        self.names
-            .iter()
-            .zip(&self.values)
-            .filter_map(|(n, v)| match v {
-                Some(Value::Builtin(_)) | None => None,
-                Some(v) => Some((n, v)),
-            })
-    }
-
     /// Names that currently hold a value (builtins included).
     pub fn defined_names(&self) -> impl Iterator<Item = Name> + '_ {
         self.names
@@ -97,10 +86,5 @@ impl Globals {
             .zip(&self.values)
             .filter(|(_, v)| v.is_some())
             .map(|(n, _)| n.clone())
-    }
-
-    /// Forget every user definition; builtins come back.
-    pub fn reset(&mut self) {
-        *self = Globals::new();
     }
 }

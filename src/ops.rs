@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use crate::error::{ArithOp, ErrorKind};
 use crate::syntax::ast::{BinOp, UnOp};
-use crate::value::{Type, Value};
+use crate::value::Value;
 
 pub type OpResult = Result<Value, ErrorKind>;
 
@@ -365,15 +365,6 @@ pub fn index_slot<'a>(base: &'a mut Value, index: &Value) -> Result<&'a mut Valu
         )),
         (base, index) => Err(index_error(base, index)),
     }
-}
-
-/// Type of a value for messages, as the reference names it.
-pub fn type_name(v: &Value) -> &'static str {
-    v.type_of().name()
-}
-
-pub fn is_number(t: Type) -> bool {
-    matches!(t, Type::Int | Type::Float)
 }
 
 #[cfg(test)]

@@ -176,17 +176,6 @@ pub fn clear(slot: &mut Value) {
     }
 }
 
-/// Copies a value into a slot, scalars without touching the slot's old contents' drop.
-#[inline(always)]
-pub fn set_value(slot: &mut Value, v: &Value) {
-    match *v {
-        Value::Int(i) => set_int(slot, i),
-        Value::Float(f) => set_float(slot, f),
-        Value::Bool(b) => set_bool(slot, b),
-        _ => *slot = v.clone(),
-    }
-}
-
 impl Value {
     pub fn type_of(&self) -> Type {
         match self {
