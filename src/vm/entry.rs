@@ -51,6 +51,7 @@ impl<'a> Vm<'a> {
         cell_base: usize,
         argc: usize,
         ret: usize,
+        heap: bool,
     ) {
         if self.depth == self.frames.len() {
             self.frames.push(Frame {
@@ -60,6 +61,7 @@ impl<'a> Vm<'a> {
                 cell_base: 0,
                 argc: 0,
                 ret: 0,
+                heap: false,
             });
         }
         let f = &mut self.frames[self.depth];
@@ -69,6 +71,7 @@ impl<'a> Vm<'a> {
         f.cell_base = cell_base;
         f.argc = argc;
         f.ret = ret;
+        f.heap = heap;
         self.depth += 1;
     }
 

@@ -26,7 +26,7 @@ use crate::ops;
 use crate::profile::timing::Timing;
 use crate::profile::{call_keys, type_bit};
 use crate::syntax::ast::Capture;
-use crate::value::{clear, put, set_bool, set_float, set_int, Upvalue, Value};
+use crate::value::{clear, is_heap, put, set_bool, set_float, set_int, Upvalue, Value};
 
 /// A suspended caller. The slots of `Vm::frames` are reused (fields overwritten in place,
 /// which is cheaper than building and copying a whole frame); `depth` says how many are
@@ -55,6 +55,8 @@ struct Frame {
     argc: usize,
     /// Stack index of the caller's register that receives the result.
     ret: usize,
+    /// Whether its registers may hold a heap value (they are cleared on return if so).
+    heap: bool,
 }
 
 pub struct Vm<'a> {
@@ -95,8 +97,11 @@ impl<'a> Vm<'a> {
         let mut next = entry;
         let (mut base, mut pc, mut cell_base, mut argc, mut ret) =
             (entry_base, 0, entry_cell_base, entry_argc, entry_base - 1);
+        // Whether the running frame's registers may hold a heap value (see `store!`).
+        let mut next_heap = true;
         'frames: loop {
             let closure = next;
+            let mut heap = next_heap;
             let proto: &Proto = proto_of(&closure);
             let code = &proto.code[..];
 
@@ -107,6 +112,17 @@ impl<'a> Vm<'a> {
                 ($r:expr) => {
                     regs[$r as usize]
                 };
+            }
+            // Every register write that may store a heap value: notes it, so that a frame
+            // whose registers never held one can skip clearing them on return.
+            macro_rules! store {
+                ($r:expr, $v:expr) => {{
+                    let v: Value = $v;
+                    if is_heap(&v) {
+                        heap = true;
+                    }
+                    regs[$r as usize] = v;
+                }};
             }
             // Raise an error at the current instruction.
             // Back edges are counted in these locals and added to the loop's counter when
@@ -172,7 +188,7 @@ impl<'a> Vm<'a> {
                             Some(r) => set_int(&mut reg!($dst), r),
                             None => {
                                 let v = check!($slow(&reg!($a), &reg!($b)));
-                                reg!($dst) = v;
+                                store!($dst, v);
                             }
                             }
                         }
@@ -184,7 +200,7 @@ impl<'a> Vm<'a> {
                         _ => {
                             fb!($a, $b);
                             let v = check!($slow(&reg!($a), &reg!($b)));
-                            reg!($dst) = v;
+                            store!($dst, v);
                         }
                     }
                 }};
@@ -270,8 +286,10 @@ impl<'a> Vm<'a> {
                             .extend((0..callee_proto.num_cells).map(|_| placeholder.clone()));
                     }
                     flush_edges!();
-                    self.suspend(closure, pc, base, cell_base, argc, ret);
+                    let callee_heap = self.stack[new_base..new_base + n].iter().any(is_heap);
+                    self.suspend(closure, pc, base, cell_base, argc, ret, heap);
                     next = callee;
+                    next_heap = callee_heap;
                     (base, pc, cell_base, argc, ret) = (new_base, 0, new_cell_base, n, callee_at);
                     continue 'frames;
                 }};
@@ -284,13 +302,13 @@ impl<'a> Vm<'a> {
                     Op::LoadNil { dst } => reg!(dst) = Value::Nil,
                     Op::LoadBool { dst, value } => set_bool(&mut reg!(dst), value),
                     Op::LoadInt { dst, value } => set_int(&mut reg!(dst), value as i64),
-                    Op::LoadConst { dst, k } => reg!(dst) = proto.const_values[k as usize].clone(),
+                    Op::LoadConst { dst, k } => store!(dst, proto.const_values[k as usize].clone()),
                     Op::Move { dst, src } => match reg!(src) {
                         Value::Int(i) => set_int(&mut reg!(dst), i),
                         Value::Float(f) => set_float(&mut reg!(dst), f),
                         ref other => {
                             let v = other.clone();
-                            reg!(dst) = v;
+                            store!(dst, v);
                         }
                     },
                     Op::GetGlobal { dst, global } => match self.globals.get(global) {
@@ -308,7 +326,7 @@ impl<'a> Vm<'a> {
                     }
                     Op::GetUpval { dst, upval } => {
                         let v = closure.captures[upval as usize].borrow().clone();
-                        reg!(dst) = v;
+                        store!(dst, v);
                     }
                     Op::SetUpval { upval, src } => {
                         let v = reg!(src).clone();
@@ -316,7 +334,7 @@ impl<'a> Vm<'a> {
                     }
                     Op::GetCell { dst, cell } => {
                         let v = self.cells[cell_base + cell as usize].borrow().clone();
-                        reg!(dst) = v;
+                        store!(dst, v);
                     }
                     Op::SetCell { cell, src } => {
                         let v = reg!(src).clone();
@@ -336,15 +354,16 @@ impl<'a> Vm<'a> {
                                 Capture::Upvalue(u) => closure.captures[u as usize].clone(),
                             })
                             .collect();
-                        reg!(dst) = Value::Func(Rc::new(Closure {
+                        let f = Value::Func(Rc::new(Closure {
                             code: Code::Bytecode(child.clone()),
                             captures,
                         }));
+                        store!(dst, f);
                     }
                     Op::NewArray { dst, first, count } => {
                         let start = first as usize;
                         let items = regs[start..start + count as usize].to_vec();
-                        reg!(dst) = Value::array(items);
+                        store!(dst, Value::array(items));
                     }
                     Op::NewRange {
                         dst,
@@ -357,7 +376,7 @@ impl<'a> Vm<'a> {
                             &reg!(end),
                             inclusive
                         ));
-                        reg!(dst) = v;
+                        store!(dst, v);
                     }
                     Op::FString {
                         dst,
@@ -375,7 +394,7 @@ impl<'a> Vm<'a> {
                                 }
                             }
                         }
-                        reg!(dst) = Value::Str(Rc::new(out));
+                        store!(dst, Value::Str(Rc::new(out)));
                     }
 
                     Op::Add { dst, a, b } => {
@@ -402,7 +421,7 @@ impl<'a> Vm<'a> {
                             }
                             (x, y) => {
                                 let v = check!(ops::div(x, y));
-                                reg!(dst) = v;
+                                store!(dst, v);
                             }
                         }
                     }
@@ -415,14 +434,14 @@ impl<'a> Vm<'a> {
                             }
                             (x, y) => {
                                 let v = check!(ops::rem(x, y));
-                                reg!(dst) = v;
+                                store!(dst, v);
                             }
                         }
                     }
                     Op::Pow { dst, a, b } => {
                         fb!(a, b);
                         let v = check!(ops::pow(&reg!(a), &reg!(b)));
-                        reg!(dst) = v;
+                        store!(dst, v);
                     }
                     Op::BitAnd { dst, a, b } => check!(bitwise(regs, ArithOp::BitAnd, dst, a, b)),
                     Op::BitOr { dst, a, b } => check!(bitwise(regs, ArithOp::BitOr, dst, a, b)),
@@ -476,7 +495,7 @@ impl<'a> Vm<'a> {
                         x => {
                             let v = check!(ops::add(x, &Value::Int(imm as i64)));
                             fb_imm!(a);
-                            reg!(dst) = v;
+                            store!(dst, v);
                         }
                     },
                     Op::SubI { dst, a, imm } => match &reg!(a) {
@@ -490,7 +509,7 @@ impl<'a> Vm<'a> {
                         x => {
                             let v = check!(ops::sub(x, &Value::Int(imm as i64)));
                             fb_imm!(a);
-                            reg!(dst) = v;
+                            store!(dst, v);
                         }
                     },
                     Op::MulI { dst, a, imm } => match &reg!(a) {
@@ -504,7 +523,7 @@ impl<'a> Vm<'a> {
                         x => {
                             let v = check!(ops::mul(x, &Value::Int(imm as i64)));
                             fb_imm!(a);
-                            reg!(dst) = v;
+                            store!(dst, v);
                         }
                     },
                     Op::ModI { dst, a, imm } => match &reg!(a) {
@@ -516,12 +535,12 @@ impl<'a> Vm<'a> {
                         x => {
                             let v = check!(ops::rem(x, &Value::Int(imm as i64)));
                             fb_imm!(a);
-                            reg!(dst) = v;
+                            store!(dst, v);
                         }
                     },
                     Op::Neg { dst, a } => {
                         let v = check!(ops::unary(crate::syntax::ast::UnOp::Neg, &reg!(a)));
-                        reg!(dst) = v;
+                        store!(dst, v);
                     }
                     Op::Not { dst, a } => {
                         let v = !reg!(a).is_truthy();
@@ -529,7 +548,7 @@ impl<'a> Vm<'a> {
                     }
                     Op::BitNot { dst, a } => {
                         let v = check!(ops::unary(crate::syntax::ast::UnOp::BitNot, &reg!(a)));
-                        reg!(dst) = v;
+                        store!(dst, v);
                     }
 
                     Op::Jump { target } => pc = target as usize,
@@ -676,7 +695,7 @@ impl<'a> Vm<'a> {
                         (Value::Int(_), Value::Int(end)) => {
                             if inclusive {
                                 let end = end.saturating_add(1);
-                                reg!(b + 1) = Value::Int(end);
+                                store!(b + 1, Value::Int(end));
                             }
                         }
                         (s, e) => fail!(ErrorKind::Builtin(format!(
@@ -705,8 +724,8 @@ impl<'a> Vm<'a> {
                                 "For loop requires an iterable".to_string()
                             )),
                         };
-                        reg!(b + 1) = Value::Int(start);
-                        reg!(b + 2) = Value::Int(end);
+                        store!(b + 1, Value::Int(start));
+                        store!(b + 2, Value::Int(end));
                     }
                     Op::ForIterNext { base: b, var, exit } => {
                         let (Value::Int(i), Value::Int(end)) = (&reg!(b + 1), &reg!(b + 2)) else {
@@ -720,7 +739,7 @@ impl<'a> Vm<'a> {
                                 Value::Array(a) => a[i as usize].clone(),
                                 _ => Value::Int(i),
                             };
-                            reg!(var) = v;
+                            store!(var, v);
                             set_int(&mut reg!(b + 1), i + 1);
                         }
                     }
@@ -738,7 +757,7 @@ impl<'a> Vm<'a> {
                                 let b: Builtin = *b;
                                 let args = &regs[cb + 1..cb + 1 + n as usize];
                                 let v = check!(b.call(args, self.out));
-                                regs[cb] = v;
+                                store!(cb, v);
                                 continue;
                             }
                             other => fail!(ErrorKind::NotCallable(other.type_of())),
@@ -758,7 +777,7 @@ impl<'a> Vm<'a> {
                                 let b: Builtin = *b;
                                 let args = &regs[cb + 1..cb + 1 + n as usize];
                                 let v = check!(b.call(args, self.out));
-                                regs[cb] = v;
+                                store!(cb, v);
                                 continue;
                             }
                             Some(other) => fail!(ErrorKind::NotCallable(other.type_of())),
@@ -790,8 +809,12 @@ impl<'a> Vm<'a> {
                         };
                         // Clear the frame's registers: a stale copy of an array would make
                         // the caller's next write copy it.
-                        for slot in regs.iter_mut() {
-                            clear(slot);
+                        // Clear the registers (only if one ever held a heap value): a stale
+                        // copy of an array would make the caller's next write copy it.
+                        if heap {
+                            for slot in regs.iter_mut() {
+                                clear(slot);
+                            }
                         }
                         self.cells.truncate(cell_base);
                         if self.depth == entry_depth {
@@ -806,6 +829,7 @@ impl<'a> Vm<'a> {
                                 t.leave(self.depth);
                             }
                         }
+                        let result_heap = is_heap(&v);
                         match int_result {
                             Some(i) => set_int(&mut self.stack[ret], i),
                             None => put(&mut self.stack[ret], v),
@@ -813,6 +837,7 @@ impl<'a> Vm<'a> {
                         self.depth -= 1;
                         let caller = &mut self.frames[self.depth];
                         next = caller.closure.take().expect("a suspended caller");
+                        next_heap = caller.heap || result_heap;
                         (base, pc, cell_base, argc, ret) = (
                             caller.base,
                             caller.pc,
@@ -842,13 +867,13 @@ impl<'a> Vm<'a> {
                                 Value::Bool(v) => set_bool(&mut reg!(dst), v),
                                 ref other => {
                                     let v = other.clone();
-                                    reg!(dst) = v;
+                                    store!(dst, v);
                                 }
                             }
                         }
                         (x, i) => {
                             let v = check!(ops::index_get(x, i));
-                            reg!(dst) = v;
+                            store!(dst, v);
                         }
                     },
                     Op::SetIndex {
@@ -878,7 +903,7 @@ impl<'a> Vm<'a> {
                             first,
                             src
                         ));
-                        reg!(dst) = v;
+                        store!(dst, v);
                     }
                     Op::CallMethod {
                         base: b,
@@ -896,7 +921,7 @@ impl<'a> Vm<'a> {
                         } else {
                             check!(builtins::call_method(&regs[start], name, &args))
                         };
-                        regs[start] = v;
+                        store!(start, v);
                     }
                     Op::Fail { message } => {
                         let text = proto.const_values[message as usize].plain().to_string();
