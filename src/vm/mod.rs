@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use crate::builtins::{self, Builtin};
 use crate::bytecode::op::Op;
-use crate::bytecode::proto::{Proto, TemplatePart};
+use crate::bytecode::proto::{PlaceOp, PlaceRoot, Proto, TemplatePart};
 use crate::error::{ArithOp, Error, ErrorKind};
 use crate::function::{Closure, Code};
 use crate::globals::Globals;
@@ -881,6 +881,25 @@ impl<'a> Vm<'a> {
                         index,
                         src,
                     } => {
+                        // Fast path: an int index in bounds and a scalar value, written into
+                        // the array in place (copied first only if it is shared).
+                        if let (Value::Int(i), v) = (&reg!(index), &reg!(src)) {
+                            if !is_heap(v) {
+                                let (i, v) = (*i, v.clone());
+                                if let Value::Array(items) = &mut reg!(b) {
+                                    if i >= 0 && (i as usize) < items.len() {
+                                        let slot = &mut Rc::make_mut(items)[i as usize];
+                                        match v {
+                                            Value::Int(x) => set_int(slot, x),
+                                            Value::Bool(x) => set_bool(slot, x),
+                                            Value::Float(x) => set_float(slot, x),
+                                            other => *slot = other,
+                                        }
+                                        continue;
+                                    }
+                                }
+                            }
+                        }
                         let i = reg!(index).clone();
                         let v = reg!(src).clone();
                         let slot = check!(ops::index_slot(&mut reg!(b), &i));
@@ -893,6 +912,17 @@ impl<'a> Vm<'a> {
                         src,
                     } => {
                         let p = &proto.places[place as usize];
+                        // Fast path: `xs.push(v)` on an array in a register.
+                        if let (PlaceRoot::Reg(r), 0, PlaceOp::Push) = (p.root, p.depth, p.op) {
+                            if matches!(reg!(r), Value::Array(_)) {
+                                let v = reg!(src).clone();
+                                if let Value::Array(items) = &mut reg!(r) {
+                                    Rc::make_mut(items).push(v);
+                                }
+                                clear(&mut reg!(dst));
+                                continue;
+                            }
+                        }
                         let v = check!(place::update(
                             regs,
                             &mut self.cells,
