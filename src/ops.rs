@@ -77,13 +77,17 @@ pub fn add(a: &Value, b: &Value) -> OpResult {
             .map(Value::Int)
             .ok_or(ErrorKind::Overflow(ArithOp::Add)),
         (Value::Str(x), Value::Str(y)) => {
+            check_string_size(x.len() + y.len())?;
             let mut s = String::with_capacity(x.len() + y.len());
             s.push_str(x);
             s.push_str(y);
             Ok(Value::Str(Rc::new(s)))
         }
         (Value::Str(_), _) | (_, Value::Str(_)) => match (concat_piece(a), concat_piece(b)) {
-            (Some(x), Some(y)) => Ok(Value::Str(Rc::new(x + &y))),
+            (Some(x), Some(y)) => {
+                check_string_size(x.len() + y.len())?;
+                Ok(Value::Str(Rc::new(x + &y)))
+            }
             _ => Err(type_error(ArithOp::Add, a, b)),
         },
         (Value::Array(x), Value::Array(y)) => {
@@ -107,6 +111,7 @@ pub fn add_in_place(target: &mut Value, b: &Value) -> Result<(), ErrorKind> {
         if let Some(buf) = Rc::get_mut(s) {
             match b {
                 Value::Str(y) => {
+                    check_string_size(buf.len() + y.len())?;
                     buf.push_str(y);
                     return Ok(());
                 }
@@ -162,8 +167,18 @@ pub fn mul(a: &Value, b: &Value) -> OpResult {
     }
 }
 
-/// The largest string `*` will build (1 GiB), so `"x" * 10**15` is an error, not an abort.
+/// The largest string `*` and `+` will build (1 GiB), so `"x" * 10**15` or a string doubled
+/// forty times is an error, not an out-of-memory abort.
 pub const MAX_STRING: usize = 1 << 30;
+
+fn check_string_size(len: usize) -> Result<(), ErrorKind> {
+    if len > MAX_STRING {
+        return Err(ErrorKind::Builtin(format!(
+            "String too large: {len} bytes (at most {MAX_STRING})"
+        )));
+    }
+    Ok(())
+}
 
 #[inline(never)]
 pub fn div(a: &Value, b: &Value) -> OpResult {

@@ -756,6 +756,14 @@ impl<'a> Lexer<'a> {
         let mut spec = FormatSpec::default();
         if let Some(c) = colon {
             if let Some(parsed) = parse_spec(&self.src[c + 1..end]) {
+                let too_big = |n: Option<usize>| n.is_some_and(|n| n > MAX_FORMAT_SPEC);
+                if too_big(parsed.width) || too_big(parsed.precision) {
+                    return self.err(
+                        format!("format width and precision are at most {MAX_FORMAT_SPEC}"),
+                        c + 1,
+                        end,
+                    );
+                }
                 spec = parsed;
                 expr_end = c;
             }
@@ -771,6 +779,9 @@ impl<'a> Lexer<'a> {
         })
     }
 }
+
+/// The largest width or precision an f-string hole may ask for.
+pub const MAX_FORMAT_SPEC: usize = 1000;
 
 /// `W`, `.P` or `W.P`; anything else is not a format spec (so `{c ? a : b}` stays a ternary).
 fn parse_spec(text: &str) -> Option<FormatSpec> {
