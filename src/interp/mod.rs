@@ -18,7 +18,7 @@ use crate::limits::Limits;
 use crate::ops;
 use crate::syntax::ast::*;
 use crate::syntax::source::Span;
-use crate::value::{RangeValue, Upvalue, Value};
+use crate::value::{set_int, RangeValue, Upvalue, Value};
 
 /// Why evaluation stopped early: an error, or a control transfer travelling up to the
 /// construct that handles it. The payload (error, returned value, label) waits in
@@ -249,7 +249,12 @@ impl<'a> Interp<'a> {
             ExprKind::Str(s) => Ok(Value::Str(s.clone())),
             ExprKind::FString(parts) => self.fstring(parts),
             ExprKind::Var(v) => match v.res {
-                Res::Local(s) => Ok(self.stack[self.base + s as usize].clone()),
+                Res::Local(s) => Ok(match &self.stack[self.base + s as usize] {
+                    // Scalars copy inline; `Value::clone` is an out-of-line call.
+                    Value::Int(i) => Value::Int(*i),
+                    Value::Float(f) => Value::Float(*f),
+                    other => other.clone(),
+                }),
                 res => self.read(res, &v.name, e.span),
             },
             ExprKind::Array(items) => {
@@ -620,10 +625,17 @@ impl<'a> Interp<'a> {
             if let Some(rhs) = append {
                 if let Res::Local(s) = var.res {
                     let y = self.eval(rhs)?;
-                    let slot = &mut self.stack[self.base + s as usize];
-                    let r = ops::add_in_place(slot, &y);
+                    let at = self.base + s as usize;
+                    // Ints add inline; an unshared string appends in place.
+                    if let (Value::Int(a), Value::Int(b)) = (&self.stack[at], &y) {
+                        if let Some(r) = a.checked_add(*b) {
+                            set_int(&mut self.stack[at], r);
+                            return Ok(Value::Int(r));
+                        }
+                    }
+                    let r = ops::add_in_place(&mut self.stack[at], &y);
                     self.at(r, span)?;
-                    return Ok(self.stack[self.base + s as usize].clone());
+                    return Ok(self.stack[at].clone());
                 }
             }
             let v = match op {
