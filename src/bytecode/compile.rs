@@ -382,57 +382,19 @@ impl<'a> FnCompiler<'a> {
                 loop_id,
             } => {
                 self.expr_nil(dst, span);
-                self.loop_lines[*loop_id as usize] = self.sources.line_of(span) as u32;
-                self.emit(
-                    Op::LoopEnter {
-                        id: *loop_id as u16,
-                    },
-                    span,
-                );
-                let header = self.pc();
+                let header = self.begin_loop(*loop_id, span);
                 let exits = self.cond_false(cond)?;
-                self.loop_body(label, dst, body, *loop_id, header, exits, span)?;
+                // A `while` yields its last body value.
+                self.loop_body(label, dst, dst, body, *loop_id, header, exits, span)?;
             }
             ExprKind::Loop {
                 label,
                 body,
                 loop_id,
             } => {
-                self.loop_lines[*loop_id as usize] = self.sources.line_of(span) as u32;
-                self.emit(
-                    Op::LoopEnter {
-                        id: *loop_id as u16,
-                    },
-                    span,
-                );
-                let header = self.pc();
-                self.loops.push(LoopCtx {
-                    label: label.clone(),
-                    result: dst,
-                    breaks: Vec::new(),
-                    continues: Vec::new(),
-                });
-                self.expr(body, None)?;
-                let ctx = self.loops.pop().expect("pushed");
-                let back = self.emit(
-                    Op::BackEdge {
-                        id: *loop_id as u16,
-                        target: header,
-                    },
-                    span,
-                );
-                for at in ctx.continues {
-                    self.code[at].set_target(back as u32);
-                }
-                for at in ctx.breaks {
-                    self.patch_here(at);
-                }
-                self.emit(
-                    Op::LoopExit {
-                        id: *loop_id as u16,
-                    },
-                    span,
-                );
+                let header = self.begin_loop(*loop_id, span);
+                // A `loop` yields only what `break` gives it.
+                self.loop_body(label, dst, None, body, *loop_id, header, Vec::new(), span)?;
             }
             ExprKind::For {
                 label,

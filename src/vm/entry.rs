@@ -41,6 +41,18 @@ impl<'a> Vm<'a> {
         }
     }
 
+    /// Reserves a frame's cells (each `let` of a captured variable makes its own fresh cell;
+    /// until then they share one placeholder); returns where they start.
+    #[inline(always)]
+    pub(super) fn push_cells(&mut self, n: u16) -> usize {
+        let cell_base = self.cells.len();
+        if n > 0 {
+            let placeholder = Rc::new(RefCell::new(Value::Nil));
+            self.cells.extend((0..n).map(|_| placeholder.clone()));
+        }
+        cell_base
+    }
+
     /// Saves the running frame's state while it calls. One argument per field: writing
     /// them into the reused slot is cheaper than building a `Frame` and copying it.
     #[inline(always)]
@@ -130,12 +142,7 @@ impl<'a> Vm<'a> {
             .resize(base + proto.num_regs as usize, Value::Nil);
         let entry_depth = self.depth;
         let entry_cells = self.cells.len();
-        let cell_base = self.cells.len();
-        if proto.num_cells > 0 {
-            let placeholder = Rc::new(RefCell::new(Value::Nil));
-            self.cells
-                .extend((0..proto.num_cells).map(|_| placeholder.clone()));
-        }
+        let cell_base = self.push_cells(proto.num_cells);
         if self.counting {
             proto.counters.record_call(&self.stack[base..base + argc]);
         }

@@ -279,12 +279,7 @@ impl<'a> Vm<'a> {
                     {
                         clear(slot);
                     }
-                    let new_cell_base = self.cells.len();
-                    if callee_proto.num_cells > 0 {
-                        let placeholder = Rc::new(RefCell::new(Value::Nil));
-                        self.cells
-                            .extend((0..callee_proto.num_cells).map(|_| placeholder.clone()));
-                    }
+                    let new_cell_base = self.push_cells(callee_proto.num_cells);
                     flush_edges!();
                     let callee_heap = self.stack[new_base..new_base + n].iter().any(is_heap);
                     self.suspend(closure, pc, base, cell_base, argc, ret, heap);

@@ -152,13 +152,22 @@ impl FnCompiler<'_> {
         }
     }
 
-    /// The body and back edge shared by `while` and `for`: the body's value is the loop's
-    /// value; `continue` goes to the back edge; `exits` and `break`s leave.
+    /// Records the loop's line and counts its entry; returns the loop header's pc.
+    pub(super) fn begin_loop(&mut self, loop_id: u32, span: Span) -> u32 {
+        self.loop_lines[loop_id as usize] = self.sources.line_of(span) as u32;
+        self.emit(Op::LoopEnter { id: loop_id as u16 }, span);
+        self.pc()
+    }
+
+    /// The body, back edge and exit shared by every loop: `break` values go to `result`,
+    /// the body's value to `body_dst`; `continue` goes to the back edge; `exits` and
+    /// `break`s leave.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn loop_body(
         &mut self,
         label: &Option<Name>,
-        dst: Option<Reg>,
+        result: Option<Reg>,
+        body_dst: Option<Reg>,
         body: &Expr,
         loop_id: u32,
         header: u32,
@@ -167,11 +176,11 @@ impl FnCompiler<'_> {
     ) -> CResult {
         self.loops.push(LoopCtx {
             label: label.clone(),
-            result: dst,
+            result,
             breaks: Vec::new(),
             continues: Vec::new(),
         });
-        self.expr(body, dst)?;
+        self.expr(body, body_dst)?;
         let ctx = self.loops.pop().expect("pushed");
         let back = self.emit(
             Op::BackEdge {
@@ -201,7 +210,6 @@ impl FnCompiler<'_> {
         dst: Option<Reg>,
         span: Span,
     ) -> CResult {
-        self.loop_lines[loop_id as usize] = self.sources.line_of(span) as u32;
         let literal_range = matches!(iter.kind, ExprKind::Range { .. });
         let base = self.alloc_n(if literal_range { 2 } else { 3 }, span)?;
         match &iter.kind {
@@ -243,8 +251,7 @@ impl FnCompiler<'_> {
             }
             other => unreachable!("a for variable resolved to {other:?}"),
         };
-        self.emit(Op::LoopEnter { id: loop_id as u16 }, span);
-        let header = self.pc();
+        let header = self.begin_loop(loop_id, span);
         let next = if literal_range {
             Op::ForRangeNext {
                 base,
@@ -268,6 +275,6 @@ impl FnCompiler<'_> {
                 var.span,
             );
         }
-        self.loop_body(label, dst, body, loop_id, header, vec![exit], span)
+        self.loop_body(label, dst, dst, body, loop_id, header, vec![exit], span)
     }
 }
