@@ -7,7 +7,10 @@ use crate::error::ErrorKind;
 use crate::syntax::lexer::FormatSpec;
 use crate::value::Value;
 
+/// `repr(u8)`: compiled code moves a builtin as its discriminant, which is its index in
+/// `ALL`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum Builtin {
     Println,
     Print,

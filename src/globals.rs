@@ -4,10 +4,21 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::builtins::Builtin;
 use crate::syntax::ast::Name;
 use crate::value::Value;
+
+/// Bumped whenever a global that held a function is overwritten. Compiled code calls a
+/// global's function directly only while this is what it was at compile time, so a
+/// redefinition sends every such call back through the VM. (Process-wide: another
+/// session's redefinitions only cost a recheck.)
+pub static FUNCTION_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+pub fn function_epoch() -> u64 {
+    FUNCTION_EPOCH.load(Ordering::Relaxed)
+}
 
 pub struct Globals {
     ids: HashMap<Name, u32>,
@@ -68,7 +79,32 @@ impl Globals {
 
     #[inline]
     pub fn set(&mut self, id: u32, value: Value) {
-        self.values[id as usize] = Some(value);
+        let old = self.values[id as usize].replace(value);
+        if let Some(Value::Func(_)) = old {
+            FUNCTION_EPOCH.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Where the values are (compiled code reads a global at `address + 16 * id`; see
+    /// `layout_is_value`).
+    pub fn values_address(&self) -> usize {
+        self.values.as_ptr() as usize
+    }
+
+    /// Whether a defined global's slot holds exactly its `Value`'s bytes (true when
+    /// `Option<Value>` uses a niche of the tag), which compiled code needs to read globals
+    /// in place. Checked at run time rather than assumed.
+    pub fn layout_is_value() -> bool {
+        if std::mem::size_of::<Option<Value>>() != std::mem::size_of::<Value>() {
+            return false;
+        }
+        // Same size means `None` is a niche of the tag, so a `Some` is its `Value`; check
+        // that the payload sits where a `Value`'s does.
+        let probe = Some(Value::Int(0x5eed));
+        let Some(Value::Int(payload)) = &probe else {
+            return false;
+        };
+        payload as *const i64 as usize == &probe as *const Option<Value> as usize + 8
     }
 
     pub fn len(&self) -> usize {
@@ -88,3 +124,4 @@ impl Globals {
             .map(|(n, _)| n.clone())
     }
 }
+

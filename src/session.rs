@@ -11,6 +11,7 @@ use crate::bytecode::proto::Proto;
 use crate::error::Error;
 use crate::globals::Globals;
 use crate::interp::Interp;
+use crate::jit::{Jit, JitOptions};
 use crate::limits::Limits;
 use crate::profile::report::{all_protos, Report, Thresholds};
 use crate::syntax::ast::Function;
@@ -56,8 +57,7 @@ impl Tier {
     /// The tiers built so far; asking for another one is a usage error that says so.
     pub fn available(self) -> Result<(), String> {
         match self {
-            Tier::Ast | Tier::Vm => Ok(()),
-            Tier::Jit => Err("the JIT tier is not built yet (use --tier vm or --tier ast)".into()),
+            Tier::Ast | Tier::Vm | Tier::Jit => Ok(()),
             Tier::Auto => {
                 Err("the auto tier is not built yet (use --tier vm or --tier ast)".into())
             }
@@ -77,6 +77,7 @@ pub struct Options {
     pub counters: bool,
     /// Timing of functions and loops (`--profile`).
     pub timing: bool,
+    pub jit: JitOptions,
 }
 
 impl Default for Options {
@@ -86,6 +87,7 @@ impl Default for Options {
             max_depth: crate::limits::DEFAULT_MAX_DEPTH,
             counters: true,
             timing: false,
+            jit: JitOptions::default(),
         }
     }
 }
@@ -104,19 +106,27 @@ pub struct Session {
     /// Time spent compiling (lexing, parsing, resolving, bytecode), always measured, so
     /// benchmarks can keep it apart from run time.
     pub compile_time: Duration,
+    /// The JIT (one module for the whole session), for the tiers that compile.
+    pub jit: Option<Jit>,
     out: Box<dyn Write>,
 }
 
 impl Session {
     pub fn new(options: &Options, out: Box<dyn Write>) -> Result<Session, String> {
         options.tier.available()?;
+        let limits = Limits {
+            max_depth: options.max_depth,
+            ..Limits::default()
+        };
+        let jit = match options.tier {
+            Tier::Jit | Tier::Auto => Some(Jit::new(options.jit.clone(), &limits)?),
+            Tier::Ast | Tier::Vm => None,
+        };
         Ok(Session {
             sources: SourceMap::default(),
             globals: Globals::new(),
-            limits: Limits {
-                max_depth: options.max_depth,
-                ..Limits::default()
-            },
+            limits,
+            jit,
             tier: options.tier,
             scripts: Vec::new(),
             counters: options.counters,
@@ -164,6 +174,9 @@ impl Session {
                 let mut vm = Vm::new(&mut self.globals, &mut *self.out, &self.limits);
                 vm.set_counting(self.counters);
                 vm.set_timing(self.timing);
+                if let Some(jit) = &mut self.jit {
+                    vm.set_jit(jit);
+                }
                 let result = vm.run_script(&proto);
                 if self.timing {
                     self.run_time += started.elapsed();
@@ -187,6 +200,9 @@ impl Session {
                 let mut vm = Vm::new(&mut self.globals, &mut *self.out, &self.limits);
                 vm.set_counting(self.counters);
                 vm.set_timing(self.timing);
+                if let Some(jit) = &mut self.jit {
+                    vm.set_jit(jit);
+                }
                 let result = vm.call_value(f, Vec::new(), span);
                 if self.timing {
                     self.run_time += started.elapsed();

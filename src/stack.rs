@@ -27,6 +27,11 @@ pub fn exhausted() -> bool {
     stack_pointer() < FLOOR.with(|f| f.get())
 }
 
+/// The lowest native stack address code on this thread should go (0 off the engine thread).
+pub fn floor() -> usize {
+    FLOOR.with(|f| f.get())
+}
+
 /// Runs `f` on a new thread with a stack of `size` bytes (reserved, touched only as used)
 /// and returns its result.
 pub fn run_with_stack<F, R>(size: usize, f: F) -> R

@@ -135,6 +135,24 @@ fn golden_programs_jit() {
     check_all(Tier::Jit, &[]);
 }
 
+/// Deoptimization everywhere: guards fail on purpose every 1st, 2nd and 7th time, so
+/// every kind of guard hands frames back to the VM mid-function, and functions get
+/// blacklisted; the output must not change.
+#[test]
+fn golden_programs_jit_deopt_stress_1() {
+    check_all(Tier::Jit, &["--deopt-stress", "1"]);
+}
+
+#[test]
+fn golden_programs_jit_deopt_stress_2() {
+    check_all(Tier::Jit, &["--deopt-stress", "2"]);
+}
+
+#[test]
+fn golden_programs_jit_deopt_stress_7() {
+    check_all(Tier::Jit, &["--deopt-stress", "7"]);
+}
+
 #[test]
 fn golden_programs_auto() {
     check_all(Tier::Auto, &[]);

@@ -16,8 +16,10 @@ USAGE:
     ruchy --help | --version
 
 OPTIONS:
-    --tier ast|vm                which engine runs the code (default: vm; jit and auto are
-                                 not built yet)
+    --tier ast|vm|jit            which engine runs the code (default: vm; auto is not built
+                                 yet). jit compiles every function at its first call
+    --deopt-stress N             (jit) every Nth guard in compiled code fails on purpose
+    --trace-jit                  print each JIT event (compiled, deopt, blacklisted) on stderr
     --max-depth N                recursion limit in call frames (default: 200000)
     --profile                    time functions and loops; print the hotspot report on stderr
     --no-counters                switch the VM's profile counters off (to measure their cost)
@@ -65,6 +67,13 @@ fn parse_args(mut argv: Vec<String>) -> Result<Args, String> {
                     .ok_or_else(|| format!("unknown tier '{t}' (expected ast, vm, jit or auto)"))?;
             }
             "--profile" => options.timing = true,
+            "--trace-jit" => options.jit.trace = true,
+            "--deopt-stress" => {
+                let v = value("--deopt-stress")?;
+                options.jit.deopt_stress = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("--deopt-stress expects a positive number, got '{v}'")
+                })?;
+            }
             "--no-counters" => options.counters = false,
             "--max-depth" => {
                 let v = value("--max-depth")?;

@@ -29,7 +29,8 @@ USAGE:
         --json                           machine-readable results
     ruchydbg --help | --version
 
-Not built yet (it comes with the JIT): ir.
+    ruchydbg ir FILE FUNCTION            run FILE with --tier jit; print the Cranelift IR and
+                                         machine code FUNCTION was compiled to, per signature
 ";
 
 fn main() -> ExitCode {
@@ -54,10 +55,10 @@ fn main() -> ExitCode {
         },
         Some("hotspots") => hotspots(&args[1..]),
         Some("benchmark") => benchmark(&args[1..]),
-        Some("ir") => {
-            eprintln!("ruchydbg: 'ir' is not built yet (it comes with the JIT)");
-            ExitCode::from(2)
-        }
+        Some("ir") => match &args[1..] {
+            [file, function] => ir(file, function),
+            _ => usage_error("'ruchydbg ir' takes FILE and FUNCTION"),
+        },
         Some(other) => usage_error(&format!("unknown command '{other}'")),
     }
 }
@@ -114,6 +115,47 @@ fn bytecode(file: &str, function: Option<&String>) -> ExitCode {
     }
     print!("{out}");
     ExitCode::SUCCESS
+}
+
+/// Runs `file` in the JIT tier and prints what `function` was compiled to.
+fn ir(file: &str, function: &str) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("ruchydbg: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut options = Options {
+        tier: Tier::Jit,
+        ..Options::default()
+    };
+    options.jit.keep_ir = true;
+    let size = stack::stack_size_for(options.max_depth);
+    let (out, status) = stack::run_with_stack(size, move || {
+        let mut session = match Session::new(&options, Box::new(std::io::sink())) {
+            Ok(s) => s,
+            Err(msg) => return (format!("ruchydbg: {msg}\n"), 2),
+        };
+        let mut out = String::new();
+        if let Err(err) = session.run_program(file, &text) {
+            out.push_str(&format!(
+                "; note: the program stopped with an error:\n{}",
+                session.render_error(&err, false)
+            ));
+        }
+        let protos = ruchy_jit::profile::report::all_protos(&session.scripts);
+        let found: Vec<_> = protos.iter().filter(|p| &*p.name == function).collect();
+        if found.is_empty() {
+            return (format!("ruchydbg: {file} has no function named '{function}'\n"), 1);
+        }
+        for p in found {
+            out.push_str(&ruchy_jit::jit::describe_code(p));
+        }
+        (out, 0)
+    });
+    print!("{out}");
+    ExitCode::from(status)
 }
 
 /// Splits `args` into one positional FILE and `--flag [value]` options.

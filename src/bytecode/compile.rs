@@ -161,6 +161,7 @@ impl<'a> FnCompiler<'a> {
             loop_lines: self.loop_lines,
             callee_spans: self.callee_spans,
             counters,
+            jit: Default::default(),
         }))
     }
 

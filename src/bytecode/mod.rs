@@ -2,5 +2,6 @@
 //! (`proto`) and the compiler from the resolved AST (`compile`).
 
 pub mod compile;
+pub mod dataflow;
 pub mod op;
 pub mod proto;

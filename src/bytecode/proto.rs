@@ -131,4 +131,6 @@ pub struct Proto {
     pub callee_spans: Vec<(u32, Span)>,
     /// What the VM has counted about this function (always on; see `profile`).
     pub counters: FunctionCounters,
+    /// Its compiled versions and deopt record (see `jit`).
+    pub jit: crate::jit::FunctionJit,
 }

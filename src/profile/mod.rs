@@ -60,6 +60,19 @@ pub fn signature_key(args: &[Value]) -> Option<SigKey> {
     Some(key)
 }
 
+/// The signature key of these argument types (what `signature_key` gives for values of
+/// them), or `None` when there are too many to pack.
+pub fn key_of_types(types: &[Type]) -> Option<SigKey> {
+    if types.len() > SIGNATURE_ARGS {
+        return None;
+    }
+    let mut key = 0x8 | types.len() as u32;
+    for (i, t) in types.iter().enumerate() {
+        key |= (t.index() as u32 + 1) << (4 + 4 * i);
+    }
+    Some(key)
+}
+
 /// The argument types of a packed signature.
 pub fn signature_types(key: SigKey) -> Vec<Type> {
     let n = (key & 0x7) as usize;

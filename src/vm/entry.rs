@@ -5,7 +5,9 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
 
-use super::{proto_of, Frame, Vm};
+use super::{proto_of, Frame, Vm, STACK_CAPACITY, VALUE_BYTES};
+use crate::jit::runtime::JitCtx;
+use crate::jit::Jit;
 use crate::bytecode::proto::Proto;
 use crate::error::{Error, ErrorKind};
 use crate::function::{Closure, Code};
@@ -19,13 +21,83 @@ impl<'a> Vm<'a> {
             globals,
             out,
             limits,
-            stack: Vec::new(),
+            // Reserved once and never reallocated: compiled code holds raw pointers into it
+            // (see `grow_stack`). Only the pages really used are committed.
+            stack: Vec::with_capacity(STACK_CAPACITY),
             frames: Vec::new(),
             depth: 0,
             cells: Vec::new(),
             counting: true,
             timing: None,
+            jit: None,
+            level_offset: 0,
+            pending_error: None,
+            jit_ctx: JitCtx::default(),
         }
+    }
+
+    /// Lets compiled code run: `jit` compiles and holds the code (one per session).
+    pub fn set_jit(&mut self, jit: &'a mut Jit) {
+        self.jit_ctx.stress_every = jit.options.deopt_stress as i64;
+        self.jit_ctx.stress_left = jit.options.deopt_stress as i64;
+        self.jit = Some(jit);
+    }
+
+    /// Makes the register stack at least `needed` values long. It never grows past its
+    /// reserved capacity, so it never moves: a deeper program gets the recursion error.
+    pub(crate) fn grow_stack(&mut self, needed: usize) -> Result<(), ErrorKind> {
+        if needed > self.stack.capacity() {
+            return Err(ErrorKind::RecursionLimit);
+        }
+        if needed > self.stack.len() {
+            self.stack.resize(needed, Value::Nil);
+            self.sync_stack_end();
+        }
+        Ok(())
+    }
+
+    /// Tells compiled code where the initialized part of the register stack ends.
+    pub(crate) fn sync_stack_end(&mut self) {
+        self.jit_ctx.stack_end = self.stack.as_ptr() as usize + self.stack.len() * VALUE_BYTES;
+    }
+
+    /// Runs one frame of `closure` whose registers start at `base` (a frame compiled code
+    /// was running) from `pc`: to its return, or with `step` just the instruction at `pc`
+    /// (then the result is the next pc). `level` is the frame's call depth.
+    pub(crate) fn run_frame_from(
+        &mut self,
+        closure: Rc<Closure>,
+        base: usize,
+        argc: usize,
+        pc: usize,
+        level: usize,
+        step: bool,
+    ) -> Result<Value, Error> {
+        let saved_offset = self.level_offset;
+        self.level_offset = level.saturating_sub(self.depth);
+        let entry_depth = self.depth;
+        let entry_cells = self.cells.len();
+        let cell_base = entry_cells;
+        let result = match (self.counting, step) {
+            (true, false) => self.execute::<true, false>(entry_depth, closure, base, cell_base, argc, pc),
+            (false, false) => self.execute::<false, false>(entry_depth, closure, base, cell_base, argc, pc),
+            (true, true) => self.execute::<true, true>(entry_depth, closure, base, cell_base, argc, pc),
+            (false, true) => self.execute::<false, true>(entry_depth, closure, base, cell_base, argc, pc),
+        };
+        if result.is_err() {
+            self.unwind(entry_depth, entry_cells);
+        }
+        self.level_offset = saved_offset;
+        result
+    }
+
+    /// Drops every frame suspended above `entry_depth` after an error.
+    fn unwind(&mut self, entry_depth: usize, entry_cells: usize) {
+        for f in &mut self.frames[entry_depth..self.depth] {
+            f.closure = None;
+        }
+        self.depth = entry_depth;
+        self.cells.truncate(entry_cells);
     }
 
     /// Switches the profile counters off (to measure what they cost) or on.
@@ -136,10 +208,11 @@ impl<'a> Vm<'a> {
             ));
         }
         let base = self.stack.len() + 1;
-        self.stack.push(Value::Nil);
-        self.stack.extend(args);
-        self.stack
-            .resize(base + proto.num_regs as usize, Value::Nil);
+        self.grow_stack(base + proto.num_regs as usize)
+            .map_err(|k| Error::new(k, span))?;
+        for (slot, arg) in self.stack[base..].iter_mut().zip(args) {
+            *slot = arg;
+        }
         let entry_depth = self.depth;
         let entry_cells = self.cells.len();
         let cell_base = self.push_cells(proto.num_cells);
@@ -149,10 +222,15 @@ impl<'a> Vm<'a> {
         if let Some(t) = &mut self.timing {
             t.enter(&proto);
         }
-        let result = if self.counting {
-            self.execute::<true>(entry_depth, closure, base, cell_base, argc)
-        } else {
-            self.execute::<false>(entry_depth, closure, base, cell_base, argc)
+        let result = match self.compiled_entry(&closure, base, argc) {
+            Some(code) => {
+                let level = self.depth + self.level_offset + 1;
+                self.call_compiled(code, &closure, base, level)
+            }
+            None if self.counting => {
+                self.execute::<true, false>(entry_depth, closure, base, cell_base, argc, 0)
+            }
+            None => self.execute::<false, false>(entry_depth, closure, base, cell_base, argc, 0),
         };
         if let Some(t) = &mut self.timing {
             match result {
@@ -161,14 +239,10 @@ impl<'a> Vm<'a> {
             }
         }
         if result.is_err() {
-            // Unwind everything this run suspended.
-            for f in &mut self.frames[entry_depth..self.depth] {
-                f.closure = None;
-            }
-            self.depth = entry_depth;
-            self.cells.truncate(entry_cells);
+            self.unwind(entry_depth, entry_cells);
         }
         self.stack.truncate(base - 1);
+        self.sync_stack_end();
         result
     }
 }

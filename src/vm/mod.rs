@@ -10,6 +10,7 @@
 mod entry;
 mod place;
 
+
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
@@ -21,6 +22,8 @@ use crate::bytecode::proto::{PlaceOp, PlaceRoot, Proto, TemplatePart};
 use crate::error::{ArithOp, Error, ErrorKind};
 use crate::function::{Closure, Code};
 use crate::globals::Globals;
+use crate::jit::runtime::JitCtx;
+use crate::jit::Jit;
 use crate::limits::Limits;
 use crate::ops;
 use crate::profile::timing::Timing;
@@ -59,22 +62,35 @@ struct Frame {
     heap: bool,
 }
 
+/// Values the register stack can hold (256 MiB of address space, committed as used).
+pub(crate) const STACK_CAPACITY: usize = 1 << 24;
+pub(crate) const VALUE_BYTES: usize = std::mem::size_of::<Value>();
+
 pub struct Vm<'a> {
-    globals: &'a mut Globals,
-    out: &'a mut dyn Write,
-    limits: &'a Limits,
-    stack: Vec<Value>,
+    pub(crate) globals: &'a mut Globals,
+    pub(crate) out: &'a mut dyn Write,
+    pub(crate) limits: &'a Limits,
+    pub(crate) stack: Vec<Value>,
     frames: Vec<Frame>,
     /// Live suspended frames in `frames`.
-    depth: usize,
+    pub(crate) depth: usize,
+    /// Frames of compiled code below the running VM frame (they are not in `frames`): a
+    /// frame's call depth is `depth + level_offset`.
+    pub(crate) level_offset: usize,
     cells: Vec<Upvalue>,
+    /// The session's JIT, when compiled code may run.
+    pub(crate) jit: Option<&'a mut Jit>,
+    /// The error raised inside compiled code, until its caller collects it.
+    pub(crate) pending_error: Option<Error>,
+    /// What compiled code reads about this VM (see `jit::runtime`).
+    pub(crate) jit_ctx: JitCtx,
     /// Whether the profile counters run (they are always on except to measure their cost).
     counting: bool,
     /// Timing state, when timing is switched on.
     timing: Option<Box<Timing>>,
 }
 
-fn proto_of(c: &Closure) -> &Rc<Proto> {
+pub(crate) fn proto_of(c: &Closure) -> &Rc<Proto> {
     match &c.code {
         Code::Bytecode(p) => p,
         Code::Ast(_) => unreachable!("the VM only creates bytecode closures"),
@@ -82,21 +98,27 @@ fn proto_of(c: &Closure) -> &Rc<Proto> {
 }
 
 impl<'a> Vm<'a> {
-    /// Runs the entry frame until it returns (with `depth` back at `entry_depth`).
-    /// `COUNT` compiles the profile counters in or out of the dispatch loop.
-    fn execute<const COUNT: bool>(
+    /// Runs the entry frame from `start_pc` until it returns (with `depth` back at
+    /// `entry_depth`). `COUNT` compiles the profile counters in or out of the dispatch loop.
+    ///
+    /// With `STEP`, runs just the one instruction at `start_pc` (a call included, to its
+    /// return) and returns `Value::Int(next pc)`: compiled code does this for instructions
+    /// it leaves to the VM, so both tiers share one implementation of them.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn execute<const COUNT: bool, const STEP: bool>(
         &mut self,
         entry_depth: usize,
         entry: Rc<Closure>,
         entry_base: usize,
         entry_cell_base: usize,
         entry_argc: usize,
+        start_pc: usize,
     ) -> Result<Value, Error> {
         // The running frame's state lives in these locals; `self.frames` holds only the
         // suspended callers. Calls and returns move closures, never clone them.
         let mut next = entry;
         let (mut base, mut pc, mut cell_base, mut argc, mut ret) =
-            (entry_base, 0, entry_cell_base, entry_argc, entry_base - 1);
+            (entry_base, start_pc, entry_cell_base, entry_argc, entry_base - 1);
         // Whether the running frame's registers may hold a heap value (see `store!`).
         let mut next_heap = true;
         'frames: loop {
@@ -253,7 +275,7 @@ impl<'a> Vm<'a> {
                         let (min, max) = (callee_proto.min_args, callee_proto.max_args);
                         fail!(ErrorKind::Arity { min, max, got: n });
                     }
-                    if self.depth >= self.limits.max_depth {
+                    if self.depth + self.level_offset >= self.limits.max_depth {
                         fail!(ErrorKind::RecursionLimit);
                     }
                     if self.limits.interrupted() {
@@ -262,12 +284,27 @@ impl<'a> Vm<'a> {
                     let new_base = callee_at + 1;
                     let needed = new_base + callee_proto.num_regs as usize;
                     if self.stack.len() < needed {
-                        self.stack.resize(needed, Value::Nil);
+                        check!(self.grow_stack(needed));
                     }
                     if COUNT {
                         let (key, site) = call_keys(&self.stack[new_base..new_base + n]);
                         callee_proto.counters.record_signature(key);
                         proto.counters.feedback(pc - 1, site);
+                    }
+                    // Compiled code for these argument types runs the whole call natively.
+                    if self.jit.is_some() {
+                        if let Some(code) = self.compiled_entry(&callee, new_base, n) {
+                            flush_edges!();
+                            let level = self.depth + self.level_offset + 1;
+                            let v = self.call_compiled(code, &callee, new_base, level)?;
+                            let result_heap = is_heap(&v);
+                            put(&mut self.stack[callee_at], v);
+                            next = closure;
+                            next_heap = heap || result_heap;
+                            continue 'frames;
+                        }
+                    }
+                    if COUNT {
                         if let Some(t) = &mut self.timing {
                             t.enter(callee_proto);
                         }
@@ -291,6 +328,10 @@ impl<'a> Vm<'a> {
             }
 
             loop {
+                if STEP && pc != start_pc && self.depth == entry_depth {
+                    flush_edges!();
+                    return Ok(Value::Int(pc as i64));
+                }
                 let op = code[pc];
                 pc += 1;
                 match op {

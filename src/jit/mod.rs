@@ -1,0 +1,636 @@
+//! Tier 1: the Cranelift JIT. Compiles a function's bytecode for one argument signature
+//! (`infer` types the registers, `translate` emits the IR, `runtime` is the boundary with
+//! Rust), keeps the code per (function, signature) in a code table inside each `Proto`,
+//! and logs every event (compiled, deopt, blacklisted) for `--trace-jit`, the REPL and
+//! `ruchydbg`.
+
+pub mod infer;
+pub mod runtime;
+pub mod translate;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cranelift_codegen::ir::types::I64;
+use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Signature, UserFuncName};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+
+use crate::bytecode::op::Op;
+use crate::bytecode::proto::Proto;
+use crate::function::{Closure, Code};
+use crate::globals::Globals;
+use crate::limits::Limits;
+use crate::profile::{signature_text, signature_types, SigKey};
+use crate::value::Value;
+use infer::{Callee, Env, Liveness, Plan, Ty, Types};
+use translate::{body_signature, CallTarget, FastCallSite, HelperRefs, Settings, Translator};
+
+/// Deopts a function may have; one more blacklists it.
+pub const MAX_DEOPTS: u32 = 3;
+
+#[derive(Clone, Debug, Default)]
+pub struct JitOptions {
+    /// Every Nth guard fails on purpose (0: off).
+    pub deopt_stress: u32,
+    /// Keep the IR text of each compiled function (for `ruchydbg ir` and `:ir`).
+    pub keep_ir: bool,
+    /// Print each event to stderr as it happens.
+    pub trace: bool,
+}
+
+#[derive(Clone, Debug)]
+pub enum EventKind {
+    Compiled {
+        signature: String,
+        time: Duration,
+        bytes: usize,
+    },
+    Deopt {
+        line: u32,
+        reason: String,
+        count: u32,
+    },
+    Blacklisted {
+        deopts: u32,
+    },
+    NotCompiled {
+        signature: String,
+        reason: String,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub function: String,
+    pub kind: EventKind,
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let name = &self.function;
+        match &self.kind {
+            EventKind::Compiled {
+                signature,
+                time,
+                bytes,
+            } => write!(
+                f,
+                "[jit] compiled {name}{signature} in {} us, {bytes} bytes",
+                time.as_micros()
+            ),
+            EventKind::Deopt {
+                line,
+                reason,
+                count,
+            } => write!(
+                f,
+                "[jit] deopt {name} at line {line}: {reason} (deopt {count} of {MAX_DEOPTS})"
+            ),
+            EventKind::Blacklisted { deopts } => {
+                write!(f, "[jit] blacklisted {name} after {deopts} deopts")
+            }
+            EventKind::NotCompiled { signature, reason } => {
+                write!(f, "[jit] not compiled {name}{signature}: {reason}")
+            }
+        }
+    }
+}
+
+/// One compiled version of a function.
+pub struct CodeEntry {
+    pub key: SigKey,
+    /// Address of the entry called from Rust (arguments read from the registers).
+    pub entry: usize,
+    /// The result type the code was inferred to return (`Boxed`: any).
+    pub returns: Ty,
+    pub signature: String,
+    /// The Cranelift IR and the machine code (Cranelift's listing), when kept.
+    pub ir: Option<String>,
+    pub machine_code: Option<String>,
+    pub code_bytes: usize,
+    pub compile_time: Duration,
+    /// Closures and code-table slots the code has the addresses of: kept alive with it.
+    _keep: (Vec<Rc<Closure>>, Vec<Rc<Cell<usize>>>),
+}
+
+/// A function's JIT state, inside its `Proto`.
+#[derive(Default)]
+pub struct FunctionJit {
+    entries: RefCell<Vec<Rc<CodeEntry>>>,
+    /// Code-table slots, one per signature: the address of the compiled body, or 0. Compiled
+    /// callers load the slot at each call, so dropping code only clears it.
+    slots: RefCell<Vec<(SigKey, Rc<Cell<usize>>)>>,
+    /// Signatures that could not be compiled, with the reason.
+    failed: RefCell<Vec<(SigKey, String)>>,
+    pub deopts: Cell<u32>,
+    pub blacklisted: Cell<bool>,
+}
+
+impl FunctionJit {
+    pub fn entry(&self, key: SigKey) -> Option<usize> {
+        self.entries
+            .borrow()
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.entry)
+    }
+
+    pub fn return_type(&self, key: SigKey) -> Option<Ty> {
+        self.entries
+            .borrow()
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.returns)
+    }
+
+    pub fn entries(&self) -> Vec<Rc<CodeEntry>> {
+        self.entries.borrow().clone()
+    }
+
+    pub fn failure(&self, key: SigKey) -> Option<String> {
+        self.failed
+            .borrow()
+            .iter()
+            .find(|f| f.0 == key)
+            .map(|f| f.1.clone())
+    }
+
+    pub fn failures(&self) -> Vec<(SigKey, String)> {
+        self.failed.borrow().clone()
+    }
+
+    fn slot(&self, key: SigKey) -> Rc<Cell<usize>> {
+        let mut slots = self.slots.borrow_mut();
+        if let Some((_, s)) = slots.iter().find(|(k, _)| *k == key) {
+            return s.clone();
+        }
+        let s = Rc::new(Cell::new(0));
+        slots.push((key, s.clone()));
+        s
+    }
+
+    /// Drops every compiled version: callers fall back to the VM.
+    fn drop_code(&self) {
+        self.entries.borrow_mut().clear();
+        for (_, s) in self.slots.borrow().iter() {
+            s.set(0);
+        }
+    }
+}
+
+const HELPERS: usize = 6;
+
+pub struct Jit {
+    module: JITModule,
+    ctx: Context,
+    builder_ctx: FunctionBuilderContext,
+    helper_ids: [FuncId; HELPERS],
+    pub options: JitOptions,
+    pub events: Vec<Event>,
+    max_depth: usize,
+    interrupt: Arc<AtomicBool>,
+    globals_in_place: bool,
+    /// Machine code bytes compiled so far.
+    pub code_bytes: usize,
+}
+
+/// What a function was compiled to: per signature, the IR and machine code when kept, or
+/// why it was not compiled. The text of `ruchydbg ir` and the REPL's `:ir`.
+pub fn describe_code(proto: &Proto) -> String {
+    let mut out = String::new();
+    let name = &proto.name;
+    let entries = proto.jit.entries();
+    for e in &entries {
+        out.push_str(&format!(
+            "; {name}{} compiled in {} us, {} bytes of machine code; returns {}\n",
+            e.signature,
+            e.compile_time.as_micros(),
+            e.code_bytes,
+            e.returns.name()
+        ));
+        match &e.ir {
+            Some(ir) => out.push_str(ir),
+            None => out.push_str("; (IR not kept: run with the IR switched on)\n"),
+        }
+        if let Some(asm) = &e.machine_code {
+            out.push_str(&format!("\n; machine code of {name}{}:\n{asm}", e.signature));
+        }
+        out.push('\n');
+    }
+    for (key, reason) in proto.jit.failures() {
+        out.push_str(&format!(
+            "; {name}{} is not compiled: {reason}\n",
+            signature_text(key)
+        ));
+    }
+    if proto.jit.blacklisted.get() {
+        out.push_str(&format!(
+            "; {name} is blacklisted after {} deopts: it runs in the VM\n",
+            proto.jit.deopts.get()
+        ));
+    } else if entries.is_empty() && proto.jit.failures().is_empty() {
+        out.push_str(&format!("; {name} was not compiled (it was never called)\n"));
+    }
+    out
+}
+
+/// The reason a function is left to the VM, if it cannot be compiled at all.
+pub fn unsupported(proto: &Proto) -> Option<String> {
+    if proto.num_cells > 0 || !proto.captured_params.is_empty() {
+        return Some("it has variables captured by closures (kept in the VM)".into());
+    }
+    if proto.code.len() > 50_000 {
+        return Some("it is too long (over 50000 instructions)".into());
+    }
+    None
+}
+
+impl Jit {
+    pub fn new(options: JitOptions, limits: &Limits) -> Result<Jit, String> {
+        let mut flags = settings::builder();
+        let set = |f: &mut settings::Builder, k: &str, v: &str| {
+            f.set(k, v).map_err(|e| format!("cranelift setting {k}: {e}"))
+        };
+        set(&mut flags, "opt_level", "speed")?;
+        set(&mut flags, "use_colocated_libcalls", "false")?;
+        set(&mut flags, "is_pic", "false")?;
+        set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
+        let isa = cranelift_native::builder()
+            .map_err(|e| format!("this machine is not supported by Cranelift: {e}"))?
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| format!("cranelift: {e}"))?;
+        let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+        for (name, address) in runtime::helper_symbols() {
+            jb.symbol(name, address);
+        }
+        let mut module = JITModule::new(jb);
+        let ptr = |n: usize| (0..n).map(|_| AbiParam::new(I64)).collect::<Vec<_>>();
+        let sig = |module: &JITModule, params: usize, returns: usize| {
+            let mut s = module.make_signature();
+            s.params = ptr(params);
+            s.returns = ptr(returns);
+            s
+        };
+        let decls: [(&str, usize, usize); HELPERS] = [
+            ("rt_step", 6, 1),
+            ("rt_resume", 8, 2),
+            ("rt_drop", 1, 0),
+            ("rt_grow", 2, 1),
+            ("rt_return_boxed", 3, 2),
+            ("rt_clear", 2, 0),
+        ];
+        let mut ids = Vec::new();
+        for (name, params, returns) in decls {
+            let s = sig(&module, params, returns);
+            let id = module
+                .declare_function(name, Linkage::Import, &s)
+                .map_err(|e| format!("declaring {name}: {e}"))?;
+            ids.push(id);
+        }
+        let ctx = module.make_context();
+        Ok(Jit {
+            module,
+            ctx,
+            builder_ctx: FunctionBuilderContext::new(),
+            helper_ids: ids.try_into().expect("one id per helper"),
+            options,
+            events: Vec::new(),
+            max_depth: limits.max_depth,
+            interrupt: limits.interrupt.clone(),
+            globals_in_place: Globals::layout_is_value(),
+            code_bytes: 0,
+        })
+    }
+
+    fn event(&mut self, function: &str, kind: EventKind) {
+        let e = Event {
+            function: function.to_string(),
+            kind,
+        };
+        if self.options.trace {
+            eprintln!("{e}");
+        }
+        self.events.push(e);
+    }
+
+    /// Counts a deopt of `closure`'s function; past `MAX_DEOPTS` it is blacklisted.
+    pub fn record_deopt(&mut self, closure: &Rc<Closure>, pc: usize, reason: String) {
+        let Code::Bytecode(proto) = &closure.code else {
+            return;
+        };
+        let count = proto.jit.deopts.get() + 1;
+        proto.jit.deopts.set(count);
+        let line = proto.lines.get(pc).copied().unwrap_or(0);
+        self.event(
+            &proto.name,
+            EventKind::Deopt {
+                line,
+                reason,
+                count,
+            },
+        );
+        if count > MAX_DEOPTS && !proto.jit.blacklisted.get() {
+            proto.jit.blacklisted.set(true);
+            proto.jit.drop_code();
+            self.event(&proto.name, EventKind::Blacklisted { deopts: count });
+        }
+    }
+
+    /// Compiles `closure`'s function for the argument signature `key`; returns the address
+    /// of its entry. On failure the reason is recorded and the function stays in the VM
+    /// for that signature.
+    pub fn compile(
+        &mut self,
+        closure: &Rc<Closure>,
+        key: SigKey,
+        globals: &Globals,
+    ) -> Result<usize, String> {
+        let Code::Bytecode(proto) = &closure.code else {
+            return Err("not bytecode".into());
+        };
+        let proto = proto.clone();
+        let result = self.compile_proto(closure, &proto, key, globals);
+        match &result {
+            Ok(entry) => {
+                let e = entry.clone();
+                proto.jit.slot(key).set(e.1);
+                self.code_bytes += e.0.code_bytes;
+                self.event(
+                    &proto.name,
+                    EventKind::Compiled {
+                        signature: e.0.signature.clone(),
+                        time: e.0.compile_time,
+                        bytes: e.0.code_bytes,
+                    },
+                );
+                proto.jit.entries.borrow_mut().push(e.0);
+            }
+            Err(reason) => {
+                proto.jit.failed.borrow_mut().push((key, reason.clone()));
+                self.event(
+                    &proto.name,
+                    EventKind::NotCompiled {
+                        signature: signature_text(key),
+                        reason: reason.clone(),
+                    },
+                );
+            }
+        }
+        result.map(|(entry, _)| entry.entry)
+    }
+
+    fn environment<'a>(
+        &self,
+        closure: &'a Rc<Closure>,
+        proto: &'a Proto,
+        key: SigKey,
+        globals: &Globals,
+    ) -> Env<'a> {
+        let params: Vec<Ty> = signature_types(key).into_iter().map(Ty::of_type).collect();
+        let mut global_types = HashMap::new();
+        let mut callees = HashMap::new();
+        for (pc, op) in proto.code.iter().enumerate() {
+            match *op {
+                Op::GetGlobal { global, .. } if self.globals_in_place => {
+                    let ty = match globals.get(global) {
+                        Some(Value::Int(_)) => Ty::Int,
+                        Some(Value::Float(_)) => Ty::Float,
+                        Some(Value::Bool(_)) => Ty::Bool,
+                        _ => continue,
+                    };
+                    global_types.insert(global, ty);
+                }
+                Op::CallGlobal { global, argc, .. } => {
+                    let Some(Value::Func(c)) = globals.get(global) else {
+                        continue;
+                    };
+                    let Code::Bytecode(p) = &c.code else {
+                        continue;
+                    };
+                    let n = argc as usize;
+                    if unsupported(p).is_none()
+                        && n >= p.min_args
+                        && n <= p.max_args
+                        && !p.jit.blacklisted.get()
+                    {
+                        callees.insert(
+                            pc,
+                            Callee {
+                                closure: c.clone(),
+                                proto: p.clone(),
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        Env {
+            proto,
+            closure,
+            key,
+            argc: params.len(),
+            params,
+            feedback: proto.counters.feedback.iter().map(Cell::get).collect(),
+            global_types,
+            callees,
+            self_result: Ty::Dead,
+        }
+    }
+
+    /// Infers types, first guessing what a self-call returns from the other returns, then
+    /// checking the guess (falling back to "any").
+    fn infer(env: &mut Env, live: &Liveness) -> Types {
+        let first = infer::infer(env, live);
+        let guess = first.returns;
+        if !guess.is_unboxed() {
+            env.self_result = Ty::Boxed;
+            return infer::infer(env, live);
+        }
+        env.self_result = guess;
+        let second = infer::infer(env, live);
+        if second.returns == guess {
+            return second;
+        }
+        env.self_result = Ty::Boxed;
+        infer::infer(env, live)
+    }
+
+    fn compile_proto(
+        &mut self,
+        closure: &Rc<Closure>,
+        proto: &Proto,
+        key: SigKey,
+        globals: &Globals,
+    ) -> Result<(Rc<CodeEntry>, usize), String> {
+        let started = Instant::now();
+        if let Some(reason) = unsupported(proto) {
+            return Err(reason);
+        }
+        let mut env = self.environment(closure, proto, key, globals);
+        if env.argc < proto.min_args || env.argc > proto.max_args {
+            return Err("wrong number of arguments".into());
+        }
+        let live = Liveness::compute(proto, env.argc);
+        let types = Self::infer(&mut env, &live);
+        let call_conv = self.module.isa().default_call_conv();
+        let body_sig = body_signature(&env.params, call_conv);
+        let body_id = self
+            .module
+            .declare_anonymous_function(&body_sig)
+            .map_err(|e| e.to_string())?;
+        let mut entry_sig = Signature::new(call_conv);
+        entry_sig.params = (0..4).map(|_| AbiParam::new(I64)).collect();
+        entry_sig.returns = (0..2).map(|_| AbiParam::new(I64)).collect();
+        let entry_id = self
+            .module
+            .declare_anonymous_function(&entry_sig)
+            .map_err(|e| e.to_string())?;
+
+        let settings = Settings {
+            max_depth: self.max_depth,
+            interrupt_flag: Arc::as_ptr(&self.interrupt) as usize,
+            epoch: crate::globals::function_epoch(),
+            epoch_addr: &crate::globals::FUNCTION_EPOCH as *const _ as usize,
+            deopt_stress: self.options.deopt_stress,
+        };
+        let mut keep_closures = Vec::new();
+        let mut keep_slots = Vec::new();
+
+        // The body.
+        self.module.clear_context(&mut self.ctx);
+        self.ctx.func.signature = body_sig.clone();
+        self.ctx.func.name = UserFuncName::user(0, body_id.as_u32());
+        self.ctx.set_disasm(self.options.keep_ir);
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
+            let refs: Vec<_> = self
+                .helper_ids
+                .iter()
+                .map(|id| self.module.declare_func_in_func(*id, b.func))
+                .collect();
+            let helpers = HelperRefs {
+                step: refs[0],
+                resume: refs[1],
+                drop_slot: refs[2],
+                grow: refs[3],
+                return_boxed: refs[4],
+                clear: refs[5],
+            };
+            let mut calls = HashMap::new();
+            for (pc, state) in types.states.iter().enumerate() {
+                let Some(state) = state else { continue };
+                let (Plan::FastCall { key, direct, .. }, _) = env.decide(pc, state) else {
+                    continue;
+                };
+                let callee = &env.callees[&pc];
+                let target = if direct {
+                    CallTarget::Direct(self.module.declare_func_in_func(body_id, b.func))
+                } else {
+                    let slot = callee.proto.jit.slot(key);
+                    let params: Vec<Ty> =
+                        signature_types(key).into_iter().map(Ty::of_type).collect();
+                    let sig = b.import_signature(body_signature(&params, call_conv));
+                    let address = Rc::as_ptr(&slot) as usize;
+                    keep_slots.push(slot);
+                    CallTarget::Slot {
+                        slot: address,
+                        sig,
+                    }
+                };
+                keep_closures.push(callee.closure.clone());
+                calls.insert(
+                    pc,
+                    FastCallSite {
+                        target,
+                        closure: Rc::as_ptr(&callee.closure) as usize,
+                    },
+                );
+            }
+            let mut t = Translator::new(b, &env, &types, &live, helpers, calls, &settings);
+            t.entry(&env.params);
+            t.body();
+            t.finish(self.module.target_config());
+        }
+        let result = self.module.define_function(body_id, &mut self.ctx);
+        if let Err(e) = result {
+            let text = format!("{e:?}");
+            self.module.clear_context(&mut self.ctx);
+            return Err(format!("code generation failed: {text}"));
+        }
+        let code_bytes = self
+            .ctx
+            .compiled_code()
+            .map_or(0, |c| c.code_info().total_size as usize);
+        let ir = self
+            .options
+            .keep_ir
+            .then(|| self.ctx.func.display().to_string());
+        let machine_code = self
+            .ctx
+            .compiled_code()
+            .and_then(|c| c.vcode.clone())
+            .filter(|_| self.options.keep_ir);
+
+        // The entry from Rust: loads the unboxed arguments from the registers.
+        self.module.clear_context(&mut self.ctx);
+        self.ctx.func.signature = entry_sig;
+        self.ctx.func.name = UserFuncName::user(0, entry_id.as_u32());
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
+            let block = b.create_block();
+            b.append_block_params_for_function_params(block);
+            b.switch_to_block(block);
+            let params = b.block_params(block).to_vec();
+            let mut args = params.clone();
+            for (i, ty) in env.params.iter().enumerate() {
+                if ty.is_unboxed() {
+                    let v = b.ins().load(
+                        translate::cl_type(*ty),
+                        MemFlagsData::trusted(),
+                        params[2],
+                        i as i32 * 16 + 8,
+                    );
+                    args.push(v);
+                }
+            }
+            let body = self.module.declare_func_in_func(body_id, b.func);
+            let call = b.ins().call(body, &args);
+            let results = b.inst_results(call).to_vec();
+            b.ins().return_(&results);
+            b.seal_all_blocks();
+            b.finalize(self.module.target_config());
+        }
+        if let Err(e) = self.module.define_function(entry_id, &mut self.ctx) {
+            self.module.clear_context(&mut self.ctx);
+            return Err(format!("code generation failed: {e:?}"));
+        }
+        self.module.clear_context(&mut self.ctx);
+        self.module
+            .finalize_definitions()
+            .map_err(|e| format!("finalizing: {e}"))?;
+        let entry = self.module.get_finalized_function(entry_id) as usize;
+        let body = self.module.get_finalized_function(body_id) as usize;
+        let code = CodeEntry {
+            key,
+            entry,
+            returns: types.returns,
+            signature: signature_text(key),
+            ir,
+            machine_code,
+            code_bytes,
+            compile_time: started.elapsed(),
+            _keep: (keep_closures, keep_slots),
+        };
+        Ok((Rc::new(code), body))
+    }
+}

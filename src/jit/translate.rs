@@ -1,0 +1,1138 @@
+//! Bytecode to Cranelift IR, for one function and one argument signature.
+//!
+//! The compiled function works on the same register window a VM frame of it would use
+//! (`regs`, inside the VM's register stack). Registers whose type is known (see `infer`)
+//! live unboxed in Cranelift variables and are written to the window ("spilled") only
+//! when something else needs them there: an instruction left to the VM (`rt_step`), or a
+//! deoptimization (`rt_resume`), which hands the frame to the VM at the same bytecode
+//! instruction. So every exit from fast code lands in a frame the VM can run as is.
+//!
+//! Calling convention of a compiled body:
+//! `fn(ctx, closure, regs, level, unboxed args..) -> (tag, payload)`, where `level` is the
+//! frame's call depth, the unboxed arguments are those of type int (i64), float (f64) and
+//! bool (i8), boxed arguments are already in the window, and the result is a `Value`'s tag
+//! and payload, or `TAG_ERROR` when an error is pending in the VM.
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{F64, I64, I8};
+use cranelift_codegen::ir::{
+    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Signature, SigRef,
+    Value as ClValue,
+};
+use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::{FunctionBuilder, Variable};
+
+use crate::bytecode::dataflow::{successors, uses};
+use crate::bytecode::op::{Op, Reg};
+use crate::bytecode::proto::Const;
+use crate::jit::infer::{Env, Liveness, Plan, Ty, Types};
+use crate::jit::runtime::{self, offsets, TAG_ERROR};
+use crate::value::Type;
+
+/// Helper functions as seen from the function being built.
+pub struct HelperRefs {
+    pub step: FuncRef,
+    pub resume: FuncRef,
+    pub drop_slot: FuncRef,
+    pub grow: FuncRef,
+    pub return_boxed: FuncRef,
+    pub clear: FuncRef,
+}
+
+/// What a fast call site needs that `infer` does not know: where the callee is.
+pub enum CallTarget {
+    Direct(FuncRef),
+    /// The address of the code-table slot for (callee, signature) and the closure pointer.
+    Slot { slot: usize, sig: SigRef },
+}
+
+pub struct FastCallSite {
+    pub target: CallTarget,
+    pub closure: usize,
+}
+
+pub struct Settings {
+    pub max_depth: usize,
+    pub interrupt_flag: usize,
+    pub epoch: u64,
+    pub epoch_addr: usize,
+    pub deopt_stress: u32,
+}
+
+const TAG_NIL: i64 = 0;
+
+pub fn tag_of(ty: Ty) -> i64 {
+    match ty {
+        Ty::Bool => Type::Bool.index() as i64,
+        Ty::Int => Type::Int.index() as i64,
+        Ty::Float => Type::Float.index() as i64,
+        _ => unreachable!("only unboxed types have a fixed tag"),
+    }
+}
+
+pub fn cl_type(ty: Ty) -> cranelift_codegen::ir::Type {
+    match ty {
+        Ty::Int => I64,
+        Ty::Float => F64,
+        Ty::Bool => I8,
+        _ => unreachable!("only unboxed types live in variables"),
+    }
+}
+
+/// The signature of a compiled body for these argument types.
+pub fn body_signature(params: &[Ty], call_conv: CallConv) -> Signature {
+    let mut sig = Signature::new(call_conv);
+    for _ in 0..4 {
+        sig.params.push(AbiParam::new(I64));
+    }
+    for p in params.iter().filter(|p| p.is_unboxed()) {
+        sig.params.push(AbiParam::new(cl_type(*p)));
+    }
+    sig.returns.push(AbiParam::new(I64));
+    sig.returns.push(AbiParam::new(I64));
+    sig
+}
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+pub struct Translator<'a, 'b> {
+    pub b: FunctionBuilder<'b>,
+    pub env: &'a Env<'a>,
+    pub types: &'a Types,
+    pub live: &'a Liveness,
+    pub helpers: HelperRefs,
+    pub calls: std::collections::HashMap<usize, FastCallSite>,
+    pub settings: &'a Settings,
+    blocks: Vec<Option<Block>>,
+    vars: Vec<[Variable; 3]>,
+    ctx: ClValue,
+    closure: ClValue,
+    regs: ClValue,
+    level: ClValue,
+    fn_params: Vec<ClValue>,
+    /// Whether the frame ever keeps a value in its window (then it is cleared on return).
+    uses_window: bool,
+}
+
+impl<'a, 'b> Translator<'a, 'b> {
+    pub fn new(
+        mut b: FunctionBuilder<'b>,
+        env: &'a Env<'a>,
+        types: &'a Types,
+        live: &'a Liveness,
+        helpers: HelperRefs,
+        calls: std::collections::HashMap<usize, FastCallSite>,
+        settings: &'a Settings,
+    ) -> Self {
+        let regs = env.proto.num_regs as usize;
+        let vars = (0..regs)
+            .map(|_| [b.declare_var(I64), b.declare_var(F64), b.declare_var(I8)])
+            .collect();
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let mut uses_window = false;
+        for (pc, state) in types.states.iter().enumerate() {
+            if let Some(state) = state {
+                let plan = env.decide(pc, state).0;
+                if plan == Plan::Step
+                    || state.contains(&Ty::Boxed)
+                    || matches!(env.proto.code[pc], Op::LoadNil { .. })
+                {
+                    uses_window = true;
+                }
+            }
+        }
+        Translator {
+            b,
+            env,
+            types,
+            live,
+            helpers,
+            calls,
+            settings,
+            blocks: vec![None; env.proto.code.len() + 1],
+            vars,
+            ctx: params[0],
+            closure: params[1],
+            regs: params[2],
+            level: params[3],
+            fn_params: params,
+            uses_window,
+        }
+    }
+
+    fn var(&self, r: Reg, ty: Ty) -> Variable {
+        let v = &self.vars[r as usize];
+        match ty {
+            Ty::Int => v[0],
+            Ty::Float => v[1],
+            Ty::Bool => v[2],
+            _ => unreachable!("only unboxed types live in variables"),
+        }
+    }
+
+    fn get(&mut self, r: Reg, ty: Ty) -> ClValue {
+        let var = self.var(r, ty);
+        self.b.use_var(var)
+    }
+
+    fn set(&mut self, r: Reg, ty: Ty, v: ClValue) {
+        let var = self.var(r, ty);
+        self.b.def_var(var, v);
+    }
+
+    fn iconst(&mut self, v: i64) -> ClValue {
+        self.b.ins().iconst(I64, v)
+    }
+
+    fn slot_offset(r: Reg) -> i32 {
+        r as i32 * 16
+    }
+
+    fn load_tag(&mut self, r: Reg) -> ClValue {
+        self.b
+            .ins()
+            .load(I64, flags(), self.regs, Self::slot_offset(r))
+    }
+
+    fn load_payload(&mut self, r: Reg, ty: cranelift_codegen::ir::Type) -> ClValue {
+        self.b
+            .ins()
+            .load(ty, flags(), self.regs, Self::slot_offset(r) + 8)
+    }
+
+    /// The payload of an unboxed value as the 8 bytes a `Value` holds.
+    fn payload_bits(&mut self, ty: Ty, v: ClValue) -> ClValue {
+        match ty {
+            Ty::Int => v,
+            Ty::Float => self.b.ins().bitcast(I64, MemFlagsData::new(), v),
+            Ty::Bool => self.b.ins().uextend(I64, v),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Unboxes a `(tag, payload)` known to be of type `ty`.
+    fn unbox_bits(&mut self, ty: Ty, payload: ClValue) -> ClValue {
+        match ty {
+            Ty::Int => payload,
+            Ty::Float => self.b.ins().bitcast(F64, MemFlagsData::new(), payload),
+            Ty::Bool => self.b.ins().ireduce(I8, payload),
+            _ => unreachable!(),
+        }
+    }
+
+    /// Stores a value into register `r`'s slot, releasing what the slot held.
+    fn store_boxed(&mut self, r: Reg, tag: ClValue, payload: ClValue) {
+        self.uses_window = true;
+        let old = self.load_tag(r);
+        // Heap tags are 4..=7 (string, array, range, function).
+        let shifted = self.b.ins().iadd_imm_s(old, -4);
+        let is_heap = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, shifted, 4);
+        let drop_block = self.b.create_block();
+        let store_block = self.b.create_block();
+        self.b.set_cold_block(drop_block);
+        self.b.ins().brif(is_heap, drop_block, &[], store_block, &[]);
+        self.b.switch_to_block(drop_block);
+        let slot = self.b.ins().iadd_imm_s(self.regs, Self::slot_offset(r) as i64);
+        self.b.ins().call(self.helpers.drop_slot, &[slot]);
+        self.b.ins().jump(store_block, &[]);
+        self.b.switch_to_block(store_block);
+        self.b
+            .ins()
+            .store(flags(), tag, self.regs, Self::slot_offset(r));
+        self.b
+            .ins()
+            .store(flags(), payload, self.regs, Self::slot_offset(r) + 8);
+    }
+
+    /// Writes the unboxed value of `r` (of type `ty`) into its slot.
+    fn spill(&mut self, r: Reg, ty: Ty) {
+        let v = self.get(r, ty);
+        let bits = self.payload_bits(ty, v);
+        let tag = self.iconst(tag_of(ty));
+        self.store_boxed(r, tag, bits);
+    }
+
+    /// Spills every live unboxed register of `state` at `pc` (except `skip`).
+    fn spill_live(&mut self, state: &[Ty], pc: usize, skip: Option<Reg>) {
+        for (r, ty) in state.iter().enumerate() {
+            let r = r as Reg;
+            if ty.is_unboxed() && self.live.is_live(pc, r as usize) && Some(r) != skip {
+                self.spill(r, *ty);
+            }
+        }
+    }
+
+    /// In the current block: hands the frame to the VM at `pc` and returns what it
+    /// returns. `reason` is `runtime::REASON_*` (with the expected type), `got` the tag seen.
+    fn deopt(&mut self, state: &[Ty], pc: usize, skip: Option<Reg>, reason: i64, got: ClValue) {
+        self.spill_live(state, pc, skip);
+        let pc_v = self.iconst(pc as i64);
+        let reason_v = self.iconst(reason);
+        let argc = self.iconst(self.env.argc as i64);
+        let call = self.b.ins().call(
+            self.helpers.resume,
+            &[
+                self.ctx,
+                self.closure,
+                self.regs,
+                self.level,
+                pc_v,
+                argc,
+                reason_v,
+                got,
+            ],
+        );
+        let r = self.b.inst_results(call).to_vec();
+        self.b.ins().return_(&r);
+    }
+
+    /// A cold block that deoptimizes at `pc` (state before `pc`); returns the block.
+    fn cold_deopt(&mut self, pc: usize, reason: i64, got: Option<ClValue>) -> Block {
+        let block = self.b.create_block();
+        self.b.set_cold_block(block);
+        let here = self.b.current_block().expect("in a block");
+        self.b.switch_to_block(block);
+        let got = got.unwrap_or_else(|| self.b.ins().iconst(I64, -1));
+        let state = self.state(pc).to_vec();
+        self.deopt(&state, pc, None, reason, got);
+        self.b.switch_to_block(here);
+        block
+    }
+
+    fn state(&self, pc: usize) -> &[Ty] {
+        self.types.states[pc].as_deref().expect("reachable")
+    }
+
+    fn return_error(&mut self) {
+        let tag = self.iconst(TAG_ERROR);
+        let zero = self.iconst(0);
+        self.b.ins().return_(&[tag, zero]);
+    }
+
+    /// Counts a guard in deopt-stress mode: every Nth guard fails on purpose.
+    fn stress(&mut self, fail: Block) {
+        let every = self.settings.deopt_stress as i64;
+        if every == 0 {
+            return;
+        }
+        let left = self
+            .b
+            .ins()
+            .load(I64, flags(), self.ctx, offsets::STRESS_LEFT);
+        let next = self.b.ins().iadd_imm_s(left, -1);
+        let hit = self.b.ins().icmp_imm_s(IntCC::SignedLessThanOrEqual, next, 0);
+        let reset = self.iconst(every);
+        let stored = self.b.ins().select(hit, reset, next);
+        self.b
+            .ins()
+            .store(flags(), stored, self.ctx, offsets::STRESS_LEFT);
+        let cont = self.b.create_block();
+        self.b.ins().brif(hit, fail, &[], cont, &[]);
+        self.b.switch_to_block(cont);
+    }
+
+    /// Loads boxed register `r` as an unboxed `ty`, deoptimizing at `pc` if it is not.
+    fn guard_unbox(&mut self, r: Reg, ty: Ty, pc: usize) -> ClValue {
+        let tag = self.load_tag(r);
+        let reason = runtime::reason_expected(ty);
+        let fail = self.cold_deopt(pc, reason, Some(tag));
+        let ok = self.b.ins().icmp_imm_s(IntCC::Equal, tag, tag_of(ty));
+        let cont = self.b.create_block();
+        self.b.ins().brif(ok, cont, &[], fail, &[]);
+        self.b.switch_to_block(cont);
+        self.load_payload(r, cl_type(ty))
+    }
+
+    /// An operand as `ty`: from its variable, or guarded out of its slot.
+    fn operand(&mut self, r: Reg, have: Ty, want: Ty, pc: usize) -> ClValue {
+        match (have, want) {
+            (h, w) if h == w => self.get(r, h),
+            (Ty::Int, Ty::Float) => {
+                let v = self.get(r, Ty::Int);
+                self.b.ins().fcvt_from_sint(F64, v)
+            }
+            _ => self.guard_unbox(r, want, pc),
+        }
+    }
+
+    fn block_for(&mut self, pc: usize) -> Block {
+        if let Some(b) = self.blocks[pc] {
+            return b;
+        }
+        let b = self.b.create_block();
+        self.blocks[pc] = Some(b);
+        b
+    }
+
+    /// Jumps to `target` from a point whose types are `out`: registers the target keeps
+    /// boxed are spilled on the way.
+    fn edge(&mut self, out: &[Ty], target: usize) {
+        let target_state = self.state(target).to_vec();
+        for (r, (from, to)) in out.iter().zip(&target_state).enumerate() {
+            if *to == Ty::Boxed && from.is_unboxed() && self.live.is_live(target, r) {
+                self.spill(r as Reg, *from);
+            }
+        }
+        let block = self.block_for(target);
+        self.b.ins().jump(block, &[]);
+    }
+
+    /// Branches on `cond` to `target` (true) or `pc + 1` (false).
+    fn branch(&mut self, cond: ClValue, out: &[Ty], pc: usize, target: usize) {
+        let yes = self.b.create_block();
+        let no = self.b.create_block();
+        self.b.ins().brif(cond, yes, &[], no, &[]);
+        self.b.switch_to_block(yes);
+        self.edge(out, target);
+        self.b.switch_to_block(no);
+        self.edge(out, pc + 1);
+    }
+
+    /// Lets the VM run the instruction at `pc` (operands spilled first); returns the next pc.
+    fn step(&mut self, pc: usize, state: &[Ty]) -> ClValue {
+        let op = self.env.proto.code[pc];
+        for r in uses(&op, self.env.proto) {
+            let ty = state[r as usize];
+            if ty.is_unboxed() {
+                self.spill(r, ty);
+            }
+        }
+        self.uses_window = true;
+        let pc_v = self.iconst(pc as i64);
+        let argc = self.iconst(self.env.argc as i64);
+        let call = self.b.ins().call(
+            self.helpers.step,
+            &[self.ctx, self.closure, self.regs, self.level, pc_v, argc],
+        );
+        let next = self.b.inst_results(call)[0];
+        let failed = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, next, 0);
+        let err = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.set_cold_block(err);
+        self.b.ins().brif(failed, err, &[], cont, &[]);
+        self.b.switch_to_block(err);
+        self.return_error();
+        self.b.switch_to_block(cont);
+        next
+    }
+
+    /// Emits the entry: stack checks, locals that start as nil, the parameters.
+    pub fn entry(&mut self, params: &[Ty]) {
+        let proto = self.env.proto;
+        // The window must lie inside the initialized register stack.
+        let end = self
+            .b
+            .ins()
+            .iadd_imm_s(self.regs, proto.num_regs as i64 * 16);
+        let stack_end = self
+            .b
+            .ins()
+            .load(I64, flags(), self.ctx, offsets::STACK_END);
+        let short = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, stack_end);
+        let grow = self.b.create_block();
+        let after_grow = self.b.create_block();
+        self.b.set_cold_block(grow);
+        self.b.ins().brif(short, grow, &[], after_grow, &[]);
+        self.b.switch_to_block(grow);
+        let call = self.b.ins().call(self.helpers.grow, &[self.ctx, end]);
+        let status = self.b.inst_results(call)[0];
+        let grown = self.b.create_block();
+        let failed = self.b.create_block();
+        self.b.ins().brif(status, failed, &[], grown, &[]);
+        self.b.switch_to_block(failed);
+        self.return_error();
+        self.b.switch_to_block(grown);
+        self.b.ins().jump(after_grow, &[]);
+        self.b.switch_to_block(after_grow);
+
+        // Unboxed parameters.
+        let mut next_param = 4;
+        let fn_params = self.fn_params.clone();
+        for (i, ty) in params.iter().enumerate() {
+            if ty.is_unboxed() {
+                let v = fn_params[next_param];
+                next_param += 1;
+                self.set(i as Reg, *ty, v);
+            }
+        }
+        // Locals read before they are written start as nil, as in the VM.
+        for r in self.env.argc..proto.num_locals as usize {
+            if self.live.is_live(0, r) {
+                let tag = self.iconst(TAG_NIL);
+                let zero = self.iconst(0);
+                self.store_boxed(r as Reg, tag, zero);
+            }
+        }
+        // Deep native recursion continues in the VM, whose frames are on the heap.
+        let sp = self.b.ins().get_stack_pointer(I64);
+        let limit = self
+            .b
+            .ins()
+            .load(I64, flags(), self.ctx, offsets::SP_LIMIT);
+        let low = self.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
+        let to_vm = self.cold_deopt(0, runtime::REASON_SLOW_PATH, None);
+        let start = self.block_for(0);
+        self.b.ins().brif(low, to_vm, &[], start, &[]);
+    }
+
+    /// Translates every reachable instruction.
+    pub fn body(&mut self) {
+        let code = &self.env.proto.code;
+        let n = code.len();
+        let mut leaders = vec![false; n + 1];
+        leaders[0] = true;
+        for (pc, op) in code.iter().enumerate() {
+            let succ = successors(op, pc, self.env.argc);
+            if succ != [pc + 1] {
+                for s in succ {
+                    leaders[s.min(n)] = true;
+                }
+                leaders[(pc + 1).min(n)] = true;
+            }
+        }
+        let mut open = false;
+        for pc in 0..n {
+            if self.types.states[pc].is_none() {
+                continue;
+            }
+            if leaders[pc] || !open {
+                let block = self.block_for(pc);
+                if open {
+                    self.b.ins().jump(block, &[]);
+                }
+                self.b.switch_to_block(block);
+            }
+            open = self.instruction(pc);
+            if open && leaders[pc + 1] {
+                let out = self.out_state(pc);
+                if pc + 1 < n && self.types.states[pc + 1].is_some() {
+                    self.edge(&out, pc + 1);
+                }
+                open = false;
+            }
+        }
+    }
+
+    /// The types after the instruction at `pc`.
+    fn out_state(&self, pc: usize) -> Vec<Ty> {
+        let mut state = self.state(pc).to_vec();
+        for (r, ty) in self.env.decide(pc, &state).1 {
+            state[r as usize] = ty;
+        }
+        state
+    }
+
+    /// Emits one instruction; returns whether control falls through to `pc + 1`.
+    fn instruction(&mut self, pc: usize) -> bool {
+        use Op::*;
+        let op = self.env.proto.code[pc];
+        let state = self.state(pc).to_vec();
+        let (plan, _) = self.env.decide(pc, &state);
+        let out = self.out_state(pc);
+        let t = |r: Reg| state[r as usize];
+        if plan == Plan::Step && !matches!(op, Return { .. }) {
+            let next = self.step(pc, &state);
+            let succ = successors(&op, pc, self.env.argc);
+            if succ.len() == 2 {
+                let target = op.target().expect("a branch") as usize;
+                let taken = self.b.ins().icmp_imm_s(IntCC::Equal, next, target as i64);
+                self.branch(taken, &out, pc, target);
+                return false;
+            }
+            if succ.is_empty() {
+                // `FAIL`: the step raised its error.
+                self.return_error();
+                return false;
+            }
+            return succ == [pc + 1];
+        }
+        match op {
+            LoadNil { dst } => {
+                let tag = self.iconst(TAG_NIL);
+                let zero = self.iconst(0);
+                self.store_boxed(dst, tag, zero);
+            }
+            LoadBool { dst, value } => {
+                let v = self.b.ins().iconst(I8, value as i64);
+                self.set(dst, Ty::Bool, v);
+            }
+            LoadInt { dst, value } => {
+                let v = self.iconst(value as i64);
+                self.set(dst, Ty::Int, v);
+            }
+            LoadConst { dst, k } => match self.env.proto.consts[k as usize] {
+                Const::Int(i) => {
+                    let v = self.iconst(i);
+                    self.set(dst, Ty::Int, v);
+                }
+                Const::Float(f) => {
+                    let v = self.b.ins().f64const(f);
+                    self.set(dst, Ty::Float, v);
+                }
+                Const::Str(_) => unreachable!("strings are stepped"),
+            },
+            Move { dst, src } => {
+                let v = self.get(src, t(src));
+                self.set(dst, t(src), v);
+            }
+            GetGlobal { dst, global } => {
+                let Plan::Global(ty) = plan else {
+                    unreachable!("globals are speculated or stepped")
+                };
+                let base = self
+                    .b
+                    .ins()
+                    .load(I64, flags(), self.ctx, offsets::GLOBALS_BASE);
+                let offset = global as i32 * 16;
+                let tag = self.b.ins().load(I64, flags(), base, offset);
+                if self.settings.deopt_stress > 0 {
+                    let fail = self.cold_deopt(pc, runtime::REASON_STRESS, None);
+                    self.stress(fail);
+                }
+                let fail = self.cold_deopt(pc, runtime::reason_expected(ty), Some(tag));
+                let ok = self.b.ins().icmp_imm_s(IntCC::Equal, tag, tag_of(ty));
+                let cont = self.b.create_block();
+                self.b.ins().brif(ok, cont, &[], fail, &[]);
+                self.b.switch_to_block(cont);
+                let v = self.b.ins().load(cl_type(ty), flags(), base, offset + 8);
+                self.set(dst, ty, v);
+            }
+            Add { dst, a, b }
+            | Sub { dst, a, b }
+            | Mul { dst, a, b }
+            | Div { dst, a, b }
+            | Mod { dst, a, b }
+            | BitAnd { dst, a, b }
+            | BitOr { dst, a, b }
+            | BitXor { dst, a, b }
+            | Shl { dst, a, b } => self.binary(pc, &op, &plan, dst, (a, t(a)), (Some(b), t(b)), 0),
+            Shr { dst, a, b } => self.binary(pc, &op, &plan, dst, (a, t(a)), (Some(b), t(b)), 0),
+            AddI { dst, a, imm }
+            | SubI { dst, a, imm }
+            | MulI { dst, a, imm }
+            | ModI { dst, a, imm } => {
+                self.binary(pc, &op, &plan, dst, (a, t(a)), (None, Ty::Int), imm as i64)
+            }
+            Neg { dst, a } => {
+                let v = self.get(a, t(a));
+                let r = if t(a) == Ty::Int {
+                    self.b.ins().ineg(v)
+                } else {
+                    self.b.ins().fneg(v)
+                };
+                self.set(dst, t(a), r);
+            }
+            BitNot { dst, a } => {
+                let v = self.get(a, Ty::Int);
+                let r = self.b.ins().bnot(v);
+                self.set(dst, Ty::Int, r);
+            }
+            Not { dst, a } => {
+                let truthy = self.truthy(a, t(a));
+                let r = self.b.ins().bxor_imm_u(truthy, 1);
+                self.set(dst, Ty::Bool, r);
+            }
+            Eq { dst, a, b }
+            | Ne { dst, a, b }
+            | Lt { dst, a, b }
+            | Le { dst, a, b }
+            | Gt { dst, a, b }
+            | Ge { dst, a, b } => {
+                let r = self.compare(pc, &op, &plan, (a, t(a)), (Some(b), t(b)), 0);
+                self.set(dst, Ty::Bool, r);
+            }
+            JumpIfNotLt { a, b, target }
+            | JumpIfNotLe { a, b, target }
+            | JumpIfNotGt { a, b, target }
+            | JumpIfNotGe { a, b, target }
+            | JumpIfNotEq { a, b, target }
+            | JumpIfNotNe { a, b, target } => {
+                let holds = self.compare(pc, &op, &plan, (a, t(a)), (Some(b), t(b)), 0);
+                // Jump when the comparison does not hold.
+                let not = self.b.ins().bxor_imm_u(holds, 1);
+                self.branch(not, &out, pc, target as usize);
+                return false;
+            }
+            JumpIfNotLtI { a, imm, target }
+            | JumpIfNotLeI { a, imm, target }
+            | JumpIfNotGtI { a, imm, target }
+            | JumpIfNotGeI { a, imm, target }
+            | JumpIfNotEqI { a, imm, target }
+            | JumpIfNotNeI { a, imm, target } => {
+                let holds = self.compare(pc, &op, &plan, (a, t(a)), (None, Ty::Int), imm as i64);
+                let not = self.b.ins().bxor_imm_u(holds, 1);
+                self.branch(not, &out, pc, target as usize);
+                return false;
+            }
+            Jump { target } => {
+                self.edge(&out, target as usize);
+                return false;
+            }
+            JumpIfFalse { cond, target } | JumpIfTrue { cond, target } => {
+                let truthy = self.truthy(cond, t(cond));
+                let jump_when_truthy = matches!(op, JumpIfTrue { .. });
+                let taken = if jump_when_truthy {
+                    truthy
+                } else {
+                    self.b.ins().bxor_imm_u(truthy, 1)
+                };
+                self.branch(taken, &out, pc, target as usize);
+                return false;
+            }
+            LoopEnter { .. } | LoopExit { .. } => {}
+            BackEdge { target, .. } => {
+                // Poll the interrupt flag; when set, the VM's BACKEDGE raises it.
+                let flag = self.iconst(self.settings.interrupt_flag as i64);
+                let set = self.b.ins().load(I8, flags(), flag, 0);
+                let fail = self.cold_deopt(pc, runtime::REASON_SLOW_PATH, None);
+                let cont = self.b.create_block();
+                self.b.ins().brif(set, fail, &[], cont, &[]);
+                self.b.switch_to_block(cont);
+                if self.settings.deopt_stress > 0 {
+                    let fail = self.cold_deopt(pc, runtime::REASON_STRESS, None);
+                    self.stress(fail);
+                }
+                self.edge(&out, target as usize);
+                return false;
+            }
+            ArgGiven { .. } => {
+                let succ = successors(&op, pc, self.env.argc);
+                self.edge(&out, succ[0]);
+                return false;
+            }
+            ForRangePrep { base, inclusive } => {
+                if inclusive {
+                    let end = self.get(base + 1, Ty::Int);
+                    let one = self.iconst(1);
+                    let (sum, over) = self.b.ins().sadd_overflow(end, one);
+                    let max = self.iconst(i64::MAX);
+                    let end = self.b.ins().select(over, max, sum);
+                    self.set(base + 1, Ty::Int, end);
+                }
+            }
+            ForRangeNext { base, var, exit } => {
+                let i = self.get(base, Ty::Int);
+                let end = self.get(base + 1, Ty::Int);
+                let done = self.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, i, end);
+                let body = self.b.create_block();
+                let leave = self.b.create_block();
+                self.b.ins().brif(done, leave, &[], body, &[]);
+                self.b.switch_to_block(leave);
+                self.edge(&state, exit as usize);
+                self.b.switch_to_block(body);
+                self.set(var, Ty::Int, i);
+                let next = self.b.ins().iadd_imm_s(i, 1);
+                self.set(base, Ty::Int, next);
+            }
+            CallGlobal { base, argc, .. } => {
+                let Plan::FastCall { key, result, .. } = plan else {
+                    unreachable!("calls are fast or stepped")
+                };
+                self.fast_call(pc, base, argc, key, result, &state);
+            }
+            Return { src } => {
+                self.ret(src, t(src));
+                return false;
+            }
+            _ => unreachable!("{} is stepped", op.name()),
+        }
+        true
+    }
+
+    /// Truthiness of register `r` as an i8 (1 = truthy).
+    fn truthy(&mut self, r: Reg, ty: Ty) -> ClValue {
+        match ty {
+            Ty::Bool => self.get(r, Ty::Bool),
+            Ty::Int | Ty::Float => self.b.ins().iconst(I8, 1),
+            _ => {
+                // Only nil and false are falsy.
+                let tag = self.load_tag(r);
+                let byte = self.load_payload(r, I8);
+                let is_nil = self.b.ins().icmp_imm_s(IntCC::Equal, tag, TAG_NIL);
+                let is_bool = self.b.ins().icmp_imm_s(IntCC::Equal, tag, tag_of(Ty::Bool));
+                let is_zero = self.b.ins().icmp_imm_s(IntCC::Equal, byte, 0);
+                let is_false = self.b.ins().band(is_bool, is_zero);
+                let falsy = self.b.ins().bor(is_nil, is_false);
+                self.b.ins().bxor_imm_u(falsy, 1)
+            }
+        }
+    }
+
+    /// The operand types an arithmetic or comparison plan works in.
+    fn work_type(plan: &Plan, a: Ty, b: Ty) -> Ty {
+        match plan {
+            Plan::GuardInt => Ty::Int,
+            Plan::GuardFloat => Ty::Float,
+            _ if a == Ty::Int && b == Ty::Int => Ty::Int,
+            _ if a == Ty::Bool || b == Ty::Bool => Ty::Bool,
+            _ => Ty::Float,
+        }
+    }
+
+    /// The two operands of a binary instruction in the working type (`b` may be an
+    /// immediate).
+    fn operands(
+        &mut self,
+        pc: usize,
+        plan: &Plan,
+        a: (Reg, Ty),
+        b: (Option<Reg>, Ty),
+        imm: i64,
+    ) -> (Ty, ClValue, ClValue) {
+        let work = Self::work_type(plan, a.1, b.1);
+        if work == Ty::Bool {
+            // `==`/`!=` of a bool with a bool (or with a number: never equal).
+            let x = if a.1.is_unboxed() { Some(self.get(a.0, a.1)) } else { None };
+            let y = match b.0 {
+                Some(r) if b.1.is_unboxed() => Some(self.get(r, b.1)),
+                _ => None,
+            };
+            let x = x.unwrap_or_else(|| self.b.ins().iconst(I8, 0));
+            let y = y.unwrap_or_else(|| self.b.ins().iconst(I8, 0));
+            return (Ty::Bool, x, y);
+        }
+        if plan != &Plan::Native && self.settings.deopt_stress > 0 {
+            let fail = self.cold_deopt(pc, runtime::REASON_STRESS, None);
+            self.stress(fail);
+        }
+        let x = self.operand(a.0, a.1, work, pc);
+        let y = match b.0 {
+            Some(r) => self.operand(r, b.1, work, pc),
+            None if work == Ty::Float => self.b.ins().f64const(imm as f64),
+            None => self.iconst(imm),
+        };
+        (work, x, y)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn binary(
+        &mut self,
+        pc: usize,
+        op: &Op,
+        plan: &Plan,
+        dst: Reg,
+        a: (Reg, Ty),
+        b: (Option<Reg>, Ty),
+        imm: i64,
+    ) {
+        use Op::*;
+        let (work, x, y) = self.operands(pc, plan, a, b, imm);
+        let result = if work == Ty::Float {
+            match op {
+                Add { .. } | AddI { .. } => self.b.ins().fadd(x, y),
+                Sub { .. } | SubI { .. } => self.b.ins().fsub(x, y),
+                Mul { .. } | MulI { .. } => self.b.ins().fmul(x, y),
+                Div { .. } => self.b.ins().fdiv(x, y),
+                _ => unreachable!("float {} is stepped", op.name()),
+            }
+        } else {
+            // Overflow and division by zero: the VM runs the instruction again and raises
+            // the error with its message and location.
+            let raise = self.cold_deopt(pc, runtime::REASON_SLOW_PATH, None);
+            let checked = |t: &mut Self, r: ClValue, over: ClValue| {
+                let cont = t.b.create_block();
+                t.b.ins().brif(over, raise, &[], cont, &[]);
+                t.b.switch_to_block(cont);
+                r
+            };
+            match op {
+                Add { .. } | AddI { .. } => {
+                    let (r, over) = self.b.ins().sadd_overflow(x, y);
+                    checked(self, r, over)
+                }
+                Sub { .. } | SubI { .. } => {
+                    let (r, over) = self.b.ins().ssub_overflow(x, y);
+                    checked(self, r, over)
+                }
+                Mul { .. } | MulI { .. } => {
+                    let (r, over) = self.b.ins().smul_overflow(x, y);
+                    checked(self, r, over)
+                }
+                Div { .. } | Mod { .. } | ModI { .. } => {
+                    let zero = self.b.ins().icmp_imm_s(IntCC::Equal, y, 0);
+                    let min = self.b.ins().icmp_imm_s(IntCC::Equal, x, i64::MIN);
+                    let minus_one = self.b.ins().icmp_imm_s(IntCC::Equal, y, -1);
+                    let over = self.b.ins().band(min, minus_one);
+                    let bad = self.b.ins().bor(zero, over);
+                    let cont = self.b.create_block();
+                    self.b.ins().brif(bad, raise, &[], cont, &[]);
+                    self.b.switch_to_block(cont);
+                    if matches!(op, Div { .. }) {
+                        self.b.ins().sdiv(x, y)
+                    } else {
+                        self.b.ins().srem(x, y)
+                    }
+                }
+                BitAnd { .. } => self.b.ins().band(x, y),
+                BitOr { .. } => self.b.ins().bor(x, y),
+                BitXor { .. } => self.b.ins().bxor(x, y),
+                Shl { .. } => self.b.ins().ishl(x, y),
+                Shr { .. } => self.b.ins().sshr(x, y),
+                _ => unreachable!("{} is not arithmetic", op.name()),
+            }
+        };
+        self.set(dst, work, result);
+    }
+
+    /// A comparison as an i8 (1 = holds).
+    fn compare(
+        &mut self,
+        pc: usize,
+        op: &Op,
+        plan: &Plan,
+        a: (Reg, Ty),
+        b: (Option<Reg>, Ty),
+        imm: i64,
+    ) -> ClValue {
+        use Op::*;
+        #[derive(PartialEq)]
+        enum C {
+            Eq,
+            Ne,
+            Lt,
+            Le,
+            Gt,
+            Ge,
+        }
+        let c = match op {
+            Eq { .. } | JumpIfNotEq { .. } | JumpIfNotEqI { .. } => C::Eq,
+            Ne { .. } | JumpIfNotNe { .. } | JumpIfNotNeI { .. } => C::Ne,
+            Lt { .. } | JumpIfNotLt { .. } | JumpIfNotLtI { .. } => C::Lt,
+            Le { .. } | JumpIfNotLe { .. } | JumpIfNotLeI { .. } => C::Le,
+            Gt { .. } | JumpIfNotGt { .. } | JumpIfNotGtI { .. } => C::Gt,
+            Ge { .. } | JumpIfNotGe { .. } | JumpIfNotGeI { .. } => C::Ge,
+            _ => unreachable!("{} is not a comparison", op.name()),
+        };
+        let (work, x, y) = self.operands(pc, plan, a, b, imm);
+        match work {
+            Ty::Int => {
+                let cc = match c {
+                    C::Eq => IntCC::Equal,
+                    C::Ne => IntCC::NotEqual,
+                    C::Lt => IntCC::SignedLessThan,
+                    C::Le => IntCC::SignedLessThanOrEqual,
+                    C::Gt => IntCC::SignedGreaterThan,
+                    C::Ge => IntCC::SignedGreaterThanOrEqual,
+                };
+                self.b.ins().icmp(cc, x, y)
+            }
+            Ty::Float => {
+                let cc = match c {
+                    C::Eq => FloatCC::Equal,
+                    C::Ne => FloatCC::NotEqual,
+                    C::Lt => FloatCC::LessThan,
+                    C::Le => FloatCC::LessThanOrEqual,
+                    C::Gt => FloatCC::GreaterThan,
+                    C::Ge => FloatCC::GreaterThanOrEqual,
+                };
+                self.b.ins().fcmp(cc, x, y)
+            }
+            _ => {
+                // Bools: equal only to a bool of the same value.
+                let both_bool = a.1 == Ty::Bool && b.1 == Ty::Bool;
+                let same = if both_bool {
+                    self.b.ins().icmp(IntCC::Equal, x, y)
+                } else {
+                    self.b.ins().iconst(I8, 0)
+                };
+                if c == C::Eq {
+                    same
+                } else {
+                    self.b.ins().bxor_imm_u(same, 1)
+                }
+            }
+        }
+    }
+
+    /// A call of a known function with unboxed arguments, through the code table (or
+    /// directly, for self-recursion), falling back to the VM when the callee changed, is
+    /// not compiled yet, or the depth limit or an interrupt is due.
+    fn fast_call(&mut self, pc: usize, base: Reg, argc: u8, _key: u32, result: Ty, state: &[Ty]) {
+        let site = self.calls.remove(&pc).expect("fast call sites are prepared");
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.set_cold_block(slow);
+
+        // The VM's checks before a call, in one cold branch.
+        let epoch_addr = self.iconst(self.settings.epoch_addr as i64);
+        let epoch = self.b.ins().load(I64, flags(), epoch_addr, 0);
+        let changed = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::NotEqual, epoch, self.settings.epoch as i64);
+        let deep = self.b.ins().icmp_imm_u(
+            IntCC::UnsignedGreaterThanOrEqual,
+            self.level,
+            self.settings.max_depth as i64,
+        );
+        let flag = self.iconst(self.settings.interrupt_flag as i64);
+        let interrupted = self.b.ins().load(I8, flags(), flag, 0);
+        let any = self.b.ins().bor(changed, deep);
+        let any = self.b.ins().bor(any, interrupted);
+        let checked = self.b.create_block();
+        self.b.ins().brif(any, slow, &[], checked, &[]);
+        self.b.switch_to_block(checked);
+
+        let mut args = vec![
+            self.ctx,
+            self.iconst(site.closure as i64),
+            self.b.ins().iadd_imm_s(self.regs, (base as i64 + 1) * 16),
+            self.b.ins().iadd_imm_s(self.level, 1),
+        ];
+        for i in 0..argc as Reg {
+            let r = base + 1 + i;
+            args.push(self.get(r, state[r as usize]));
+        }
+        let call = match site.target {
+            CallTarget::Direct(f) => self.b.ins().call(f, &args),
+            CallTarget::Slot { slot, sig } => {
+                let slot_addr = self.iconst(slot as i64);
+                let code = self.b.ins().load(I64, flags(), slot_addr, 0);
+                let call_block = self.b.create_block();
+                self.b.ins().brif(code, call_block, &[], slow, &[]);
+                self.b.switch_to_block(call_block);
+                self.b.ins().call_indirect(sig, code, &args)
+            }
+        };
+        let results = self.b.inst_results(call).to_vec();
+        let (tag, payload) = (results[0], results[1]);
+        let out = self.out_state(pc);
+        self.call_result(pc, base, result, tag, payload, &out, done);
+
+        // Slow path: the VM makes the call (and raises what it must).
+        self.b.switch_to_block(slow);
+        self.step(pc, state);
+        if result.is_unboxed() {
+            let tag = self.load_tag(base);
+            let payload = self.load_payload(base, I64);
+            // The value is in its slot already; a mismatch deoptimizes without rewriting it.
+            self.check_result(pc, base, result, tag, payload, &out, done, false);
+        } else {
+            self.b.ins().jump(done, &[]);
+        }
+        self.b.switch_to_block(done);
+    }
+
+    /// Checks a call's `(tag, payload)` against the expected type and continues at `done`.
+    #[allow(clippy::too_many_arguments)]
+    fn call_result(
+        &mut self,
+        pc: usize,
+        base: Reg,
+        result: Ty,
+        tag: ClValue,
+        payload: ClValue,
+        out: &[Ty],
+        done: Block,
+    ) {
+        if result.is_unboxed() {
+            self.check_result(pc, base, result, tag, payload, out, done, true);
+        } else {
+            let is_error = self.b.ins().icmp_imm_s(IntCC::Equal, tag, TAG_ERROR);
+            let err = self.b.create_block();
+            let ok = self.b.create_block();
+            self.b.set_cold_block(err);
+            self.b.ins().brif(is_error, err, &[], ok, &[]);
+            self.b.switch_to_block(err);
+            self.return_error();
+            self.b.switch_to_block(ok);
+            self.store_boxed(base, tag, payload);
+            self.b.ins().jump(done, &[]);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check_result(
+        &mut self,
+        pc: usize,
+        base: Reg,
+        result: Ty,
+        tag: ClValue,
+        payload: ClValue,
+        out: &[Ty],
+        done: Block,
+        store: bool,
+    ) {
+        let matches = self.b.ins().icmp_imm_s(IntCC::Equal, tag, tag_of(result));
+        let ok = self.b.create_block();
+        let bad = self.b.create_block();
+        self.b.set_cold_block(bad);
+        self.b.ins().brif(matches, ok, &[], bad, &[]);
+
+        // Not the type expected: an error passes up; another value goes into its slot
+        // and the VM continues after the call.
+        self.b.switch_to_block(bad);
+        let is_error = self.b.ins().icmp_imm_s(IntCC::Equal, tag, TAG_ERROR);
+        let err = self.b.create_block();
+        let other = self.b.create_block();
+        self.b.ins().brif(is_error, err, &[], other, &[]);
+        self.b.switch_to_block(err);
+        self.return_error();
+        self.b.switch_to_block(other);
+        if store {
+            self.store_boxed(base, tag, payload);
+        }
+        self.deopt_after(pc, base, out, runtime::reason_expected(result), tag);
+
+        self.b.switch_to_block(ok);
+        let v = self.unbox_bits(result, payload);
+        if self.settings.deopt_stress > 0 {
+            let fail = self.b.create_block();
+            self.b.set_cold_block(fail);
+            self.stress(fail);
+            let cont = self.b.current_block().expect("in a block");
+            self.b.switch_to_block(fail);
+            let bits = self.payload_bits(result, v);
+            let t = self.iconst(tag_of(result));
+            self.store_boxed(base, t, bits);
+            let minus_one = self.iconst(-1);
+            self.deopt_after(pc, base, out, runtime::REASON_STRESS, minus_one);
+            self.b.switch_to_block(cont);
+        }
+        self.set(base, result, v);
+        self.b.ins().jump(done, &[]);
+    }
+
+    /// Deoptimizes at `pc + 1` with the call's result already in `base`'s slot.
+    fn deopt_after(&mut self, pc: usize, base: Reg, out: &[Ty], reason: i64, got: ClValue) {
+        let mut state = out.to_vec();
+        for (r, t) in state.iter_mut().enumerate() {
+            if !self.live.is_live(pc + 1, r) {
+                *t = Ty::Dead;
+            }
+        }
+        self.deopt(&state, pc + 1, Some(base), reason, got);
+    }
+
+    fn ret(&mut self, src: Reg, ty: Ty) {
+        if ty.is_unboxed() {
+            let v = self.get(src, ty);
+            let bits = self.payload_bits(ty, v);
+            if self.uses_window {
+                let n = self.iconst(self.env.proto.num_regs as i64);
+                self.b.ins().call(self.helpers.clear, &[self.regs, n]);
+            }
+            let tag = self.iconst(tag_of(ty));
+            self.b.ins().return_(&[tag, bits]);
+        } else {
+            let src_v = self.iconst(src as i64);
+            let n = self.iconst(self.env.proto.num_regs as i64);
+            let call = self
+                .b
+                .ins()
+                .call(self.helpers.return_boxed, &[self.regs, src_v, n]);
+            let r = self.b.inst_results(call).to_vec();
+            self.b.ins().return_(&r);
+        }
+    }
+
+    pub fn finish(mut self, config: cranelift_codegen::isa::TargetFrontendConfig) {
+        self.b.seal_all_blocks();
+        self.b.finalize(config);
+    }
+}
