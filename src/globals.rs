@@ -124,4 +124,3 @@ impl Globals {
             .map(|(n, _)| n.clone())
     }
 }
-

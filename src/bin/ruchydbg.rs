@@ -147,7 +147,10 @@ fn ir(file: &str, function: &str) -> ExitCode {
         let protos = ruchy_jit::profile::report::all_protos(&session.scripts);
         let found: Vec<_> = protos.iter().filter(|p| &*p.name == function).collect();
         if found.is_empty() {
-            return (format!("ruchydbg: {file} has no function named '{function}'\n"), 1);
+            return (
+                format!("ruchydbg: {file} has no function named '{function}'\n"),
+                1,
+            );
         }
         for p in found {
             out.push_str(&ruchy_jit::jit::describe_code(p));

@@ -91,9 +91,17 @@ impl fmt::Display for Event {
                 line,
                 reason,
                 count,
-            } => write!(
+            } if *count <= MAX_DEOPTS => write!(
                 f,
                 "[jit] deopt {name} at line {line}: {reason} (deopt {count} of {MAX_DEOPTS})"
+            ),
+            EventKind::Deopt {
+                line,
+                reason,
+                count,
+            } => write!(
+                f,
+                "[jit] deopt {name} at line {line}: {reason} (deopt {count}, over the limit of {MAX_DEOPTS})"
             ),
             EventKind::Blacklisted { deopts } => {
                 write!(f, "[jit] blacklisted {name} after {deopts} deopts")
@@ -222,7 +230,10 @@ pub fn describe_code(proto: &Proto) -> String {
             None => out.push_str("; (IR not kept: run with the IR switched on)\n"),
         }
         if let Some(asm) = &e.machine_code {
-            out.push_str(&format!("\n; machine code of {name}{}:\n{asm}", e.signature));
+            out.push_str(&format!(
+                "\n; machine code of {name}{}:\n{asm}",
+                e.signature
+            ));
         }
         out.push('\n');
     }
@@ -238,7 +249,9 @@ pub fn describe_code(proto: &Proto) -> String {
             proto.jit.deopts.get()
         ));
     } else if entries.is_empty() && proto.jit.failures().is_empty() {
-        out.push_str(&format!("; {name} was not compiled (it was never called)\n"));
+        out.push_str(&format!(
+            "; {name} was not compiled (it was never called)\n"
+        ));
     }
     out
 }
@@ -258,12 +271,21 @@ impl Jit {
     pub fn new(options: JitOptions, limits: &Limits) -> Result<Jit, String> {
         let mut flags = settings::builder();
         let set = |f: &mut settings::Builder, k: &str, v: &str| {
-            f.set(k, v).map_err(|e| format!("cranelift setting {k}: {e}"))
+            f.set(k, v)
+                .map_err(|e| format!("cranelift setting {k}: {e}"))
         };
         set(&mut flags, "opt_level", "speed")?;
         set(&mut flags, "use_colocated_libcalls", "false")?;
         set(&mut flags, "is_pic", "false")?;
-        set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
+        set(
+            &mut flags,
+            "enable_verifier",
+            if cfg!(debug_assertions) {
+                "true"
+            } else {
+                "false"
+            },
+        )?;
         let isa = cranelift_native::builder()
             .map_err(|e| format!("this machine is not supported by Cranelift: {e}"))?
             .finish(settings::Flags::new(flags))
@@ -542,10 +564,7 @@ impl Jit {
                     let sig = b.import_signature(body_signature(&params, call_conv));
                     let address = Rc::as_ptr(&slot) as usize;
                     keep_slots.push(slot);
-                    CallTarget::Slot {
-                        slot: address,
-                        sig,
-                    }
+                    CallTarget::Slot { slot: address, sig }
                 };
                 keep_closures.push(callee.closure.clone());
                 calls.insert(

@@ -244,7 +244,14 @@ extern "C" fn rt_step(
     // SAFETY: compiled code passes its own closure, alive while it runs.
     let closure = unsafe { closure_of(closure) };
     let base = vm.base_of(regs);
-    match vm.run_frame_from(closure, base, argc as usize, pc as usize, level as usize, true) {
+    match vm.run_frame_from(
+        closure,
+        base,
+        argc as usize,
+        pc as usize,
+        level as usize,
+        true,
+    ) {
         Ok(Value::Int(next)) => next,
         Ok(_) => unreachable!("a step returns the next pc"),
         Err(e) => {
@@ -276,7 +283,14 @@ extern "C" fn rt_resume(
             jit.record_deopt(&closure, pc as usize, reason_text(reason, got));
         }
     }
-    match vm.run_frame_from(closure, base, argc as usize, pc as usize, level as usize, false) {
+    match vm.run_frame_from(
+        closure,
+        base,
+        argc as usize,
+        pc as usize,
+        level as usize,
+        false,
+    ) {
         Ok(v) => value_to_pair(v),
         Err(e) => {
             vm.pending_error = Some(e);

@@ -16,8 +16,7 @@
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F64, I64, I8};
 use cranelift_codegen::ir::{
-    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Signature, SigRef,
-    Value as ClValue,
+    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, SigRef, Signature, Value as ClValue,
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -43,7 +42,10 @@ pub struct HelperRefs {
 pub enum CallTarget {
     Direct(FuncRef),
     /// The address of the code-table slot for (callee, signature) and the closure pointer.
-    Slot { slot: usize, sig: SigRef },
+    Slot {
+        slot: usize,
+        sig: SigRef,
+    },
 }
 
 pub struct FastCallSite {
@@ -235,9 +237,14 @@ impl<'a, 'b> Translator<'a, 'b> {
         let drop_block = self.b.create_block();
         let store_block = self.b.create_block();
         self.b.set_cold_block(drop_block);
-        self.b.ins().brif(is_heap, drop_block, &[], store_block, &[]);
+        self.b
+            .ins()
+            .brif(is_heap, drop_block, &[], store_block, &[]);
         self.b.switch_to_block(drop_block);
-        let slot = self.b.ins().iadd_imm_s(self.regs, Self::slot_offset(r) as i64);
+        let slot = self
+            .b
+            .ins()
+            .iadd_imm_s(self.regs, Self::slot_offset(r) as i64);
         self.b.ins().call(self.helpers.drop_slot, &[slot]);
         self.b.ins().jump(store_block, &[]);
         self.b.switch_to_block(store_block);
@@ -325,7 +332,10 @@ impl<'a, 'b> Translator<'a, 'b> {
             .ins()
             .load(I64, flags(), self.ctx, offsets::STRESS_LEFT);
         let next = self.b.ins().iadd_imm_s(left, -1);
-        let hit = self.b.ins().icmp_imm_s(IntCC::SignedLessThanOrEqual, next, 0);
+        let hit = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::SignedLessThanOrEqual, next, 0);
         let reset = self.iconst(every);
         let stored = self.b.ins().select(hit, reset, next);
         self.b
@@ -433,7 +443,10 @@ impl<'a, 'b> Translator<'a, 'b> {
             .b
             .ins()
             .load(I64, flags(), self.ctx, offsets::STACK_END);
-        let short = self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, stack_end);
+        let short = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThan, end, stack_end);
         let grow = self.b.create_block();
         let after_grow = self.b.create_block();
         self.b.set_cold_block(grow);
@@ -470,10 +483,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
         // Deep native recursion continues in the VM, whose frames are on the heap.
         let sp = self.b.ins().get_stack_pointer(I64);
-        let limit = self
-            .b
-            .ins()
-            .load(I64, flags(), self.ctx, offsets::SP_LIMIT);
+        let limit = self.b.ins().load(I64, flags(), self.ctx, offsets::SP_LIMIT);
         let low = self.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
         let to_vm = self.cold_deopt(0, runtime::REASON_SLOW_PATH, None);
         let start = self.block_for(0);
@@ -787,7 +797,11 @@ impl<'a, 'b> Translator<'a, 'b> {
         let work = Self::work_type(plan, a.1, b.1);
         if work == Ty::Bool {
             // `==`/`!=` of a bool with a bool (or with a number: never equal).
-            let x = if a.1.is_unboxed() { Some(self.get(a.0, a.1)) } else { None };
+            let x = if a.1.is_unboxed() {
+                Some(self.get(a.0, a.1))
+            } else {
+                None
+            };
             let y = match b.0 {
                 Some(r) if b.1.is_unboxed() => Some(self.get(r, b.1)),
                 _ => None,
@@ -953,7 +967,10 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// directly, for self-recursion), falling back to the VM when the callee changed, is
     /// not compiled yet, or the depth limit or an interrupt is due.
     fn fast_call(&mut self, pc: usize, base: Reg, argc: u8, _key: u32, result: Ty, state: &[Ty]) {
-        let site = self.calls.remove(&pc).expect("fast call sites are prepared");
+        let site = self
+            .calls
+            .remove(&pc)
+            .expect("fast call sites are prepared");
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.set_cold_block(slow);

@@ -6,12 +6,12 @@ use std::io::Write;
 use std::rc::Rc;
 
 use super::{proto_of, Frame, Vm, STACK_CAPACITY, VALUE_BYTES};
-use crate::jit::runtime::JitCtx;
-use crate::jit::Jit;
 use crate::bytecode::proto::Proto;
 use crate::error::{Error, ErrorKind};
 use crate::function::{Closure, Code};
 use crate::globals::Globals;
+use crate::jit::runtime::JitCtx;
+use crate::jit::Jit;
 use crate::limits::Limits;
 use crate::value::Value;
 
@@ -79,10 +79,18 @@ impl<'a> Vm<'a> {
         let entry_cells = self.cells.len();
         let cell_base = entry_cells;
         let result = match (self.counting, step) {
-            (true, false) => self.execute::<true, false>(entry_depth, closure, base, cell_base, argc, pc),
-            (false, false) => self.execute::<false, false>(entry_depth, closure, base, cell_base, argc, pc),
-            (true, true) => self.execute::<true, true>(entry_depth, closure, base, cell_base, argc, pc),
-            (false, true) => self.execute::<false, true>(entry_depth, closure, base, cell_base, argc, pc),
+            (true, false) => {
+                self.execute::<true, false>(entry_depth, closure, base, cell_base, argc, pc)
+            }
+            (false, false) => {
+                self.execute::<false, false>(entry_depth, closure, base, cell_base, argc, pc)
+            }
+            (true, true) => {
+                self.execute::<true, true>(entry_depth, closure, base, cell_base, argc, pc)
+            }
+            (false, true) => {
+                self.execute::<false, true>(entry_depth, closure, base, cell_base, argc, pc)
+            }
         };
         if result.is_err() {
             self.unwind(entry_depth, entry_cells);
@@ -224,7 +232,8 @@ impl<'a> Vm<'a> {
         }
         let result = match self.compiled_entry(&closure, base, argc) {
             Some(code) => {
-                let level = self.depth + self.level_offset + 1;
+                // This frame's depth: the same as when the VM runs it.
+                let level = self.depth + self.level_offset;
                 self.call_compiled(code, &closure, base, level)
             }
             None if self.counting => {

@@ -10,7 +10,6 @@
 mod entry;
 mod place;
 
-
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
@@ -117,8 +116,13 @@ impl<'a> Vm<'a> {
         // The running frame's state lives in these locals; `self.frames` holds only the
         // suspended callers. Calls and returns move closures, never clone them.
         let mut next = entry;
-        let (mut base, mut pc, mut cell_base, mut argc, mut ret) =
-            (entry_base, start_pc, entry_cell_base, entry_argc, entry_base - 1);
+        let (mut base, mut pc, mut cell_base, mut argc, mut ret) = (
+            entry_base,
+            start_pc,
+            entry_cell_base,
+            entry_argc,
+            entry_base - 1,
+        );
         // Whether the running frame's registers may hold a heap value (see `store!`).
         let mut next_heap = true;
         'frames: loop {

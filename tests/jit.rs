@@ -1,0 +1,118 @@
+//! The JIT's own behavior, beyond identical output (which `golden.rs` checks under
+//! `--tier jit` with and without `--deopt-stress`): the events it logs, deopts with their
+//! reason, blacklisting, and the IR `ruchydbg ir` shows.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ruchy"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run ruchy");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// A global read by compiled code changes from int to float: each call deopts with the
+/// reason and line, and the fourth deopt blacklists the function.
+#[test]
+fn a_type_change_deopts_with_its_reason_then_blacklists() {
+    let program = root().join("tests/programs/jit_deopt_global_type.ruchy");
+    let program = program.to_str().expect("utf-8 path");
+    let (out, err, code) = run(&["run", program, "--tier", "jit", "--trace-jit"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.ends_with("31.5\n"), "{out}");
+    let events: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains(" scaled"))
+        .map(|l| l.split(" in ").next().unwrap_or(l))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "[jit] compiled scaled(int)",
+            "[jit] deopt scaled at line 6: expected int, got float (deopt 1 of 3)",
+            "[jit] deopt scaled at line 6: expected int, got float (deopt 2 of 3)",
+            "[jit] deopt scaled at line 6: expected int, got float (deopt 3 of 3)",
+            "[jit] deopt scaled at line 6: expected int, got float (deopt 4, over the limit of 3)",
+            "[jit] blacklisted scaled after 4 deopts",
+        ],
+        "{err}"
+    );
+}
+
+/// Deopt-stress makes guards fail on purpose; the function deopts, is blacklisted and
+/// the result is still right.
+#[test]
+fn deopt_stress_blacklists_and_keeps_results() {
+    let program = root().join("tests/bytecode/fib.ruchy");
+    let text = std::fs::read_to_string(&program).expect("fib program") + "println(fib(20))\n";
+    let file = std::env::temp_dir().join(format!("ruchy-jit-{}.ruchy", std::process::id()));
+    std::fs::write(&file, text).expect("write program");
+    let file = file.to_str().expect("utf-8 path");
+    let (out, err, code) = run(&[
+        "run",
+        file,
+        "--tier",
+        "jit",
+        "--deopt-stress",
+        "3",
+        "--trace-jit",
+    ]);
+    assert_eq!((out.as_str(), code), ("6765\n", 0), "{err}");
+    assert!(err.contains("[jit] deopt fib at line"), "{err}");
+    assert!(err.contains("deopt-stress"), "{err}");
+    assert!(
+        err.contains("[jit] blacklisted fib after 4 deopts"),
+        "{err}"
+    );
+}
+
+/// `ruchydbg ir` prints the IR that was compiled, with its signature, and the machine code.
+#[test]
+fn ruchydbg_ir_shows_the_compiled_code() {
+    let mut file = root().join("tests/bytecode/fib.ruchy");
+    let text = std::fs::read_to_string(&file).expect("fib program") + "println(fib(15))\n";
+    file = std::env::temp_dir().join(format!("ruchy-ir-{}.ruchy", std::process::id()));
+    std::fs::write(&file, text).expect("write program");
+    let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
+        .arg("ir")
+        .arg(&file)
+        .arg("fib")
+        .output()
+        .expect("run ruchydbg");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("; fib(int) compiled in "), "{text}");
+    assert!(text.contains("returns int"), "{text}");
+    // The checked arithmetic and the direct self-call are in the IR.
+    assert!(text.contains("ssub_overflow"), "{text}");
+    assert!(text.contains("colocated"), "{text}");
+    assert!(text.contains("; machine code of fib(int):"), "{text}");
+}
+
+/// A function never called says so instead of printing nothing.
+#[test]
+fn ruchydbg_ir_of_a_function_never_called() {
+    let file = root().join("tests/bytecode/fib.ruchy");
+    let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
+        .arg("ir")
+        .arg(&file)
+        .arg("fib")
+        .output()
+        .expect("run ruchydbg");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("fib was not compiled (it was never called)"),
+        "{text}"
+    );
+}
