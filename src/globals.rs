@@ -10,14 +10,19 @@ use crate::builtins::Builtin;
 use crate::syntax::ast::Name;
 use crate::value::Value;
 
-/// Bumped whenever a global that held a function is overwritten. Compiled code calls a
-/// global's function directly only while this is what it was at compile time, so a
-/// redefinition sends every such call back through the VM. (Process-wide: another
-/// session's redefinitions only cost a recheck.)
+/// Bumped whenever a global that held a function is overwritten, and with the top bit
+/// (`INTERRUPT_PENDING`) set while an interrupt is pending. Compiled code calls a global's
+/// function directly only while this word is what it was at compile time, so a
+/// redefinition or an interrupt sends every such call back through the VM, which does
+/// the right thing. One load and compare per call covers both. (Process-wide: another
+/// session's redefinitions and interrupts only cost a trip through the VM.)
 pub static FUNCTION_EPOCH: AtomicU64 = AtomicU64::new(0);
 
+pub const INTERRUPT_PENDING: u64 = 1 << 63;
+
+/// The epoch compiled code expects (without the interrupt bit).
 pub fn function_epoch() -> u64 {
-    FUNCTION_EPOCH.load(Ordering::Relaxed)
+    FUNCTION_EPOCH.load(Ordering::Relaxed) & !INTERRUPT_PENDING
 }
 
 pub struct Globals {

@@ -103,7 +103,7 @@ fn the_interrupt_flag_stops_running_code_in_every_tier() {
                 let flag = session.limits.interrupt.clone();
                 std::thread::spawn(move || {
                     std::thread::sleep(Duration::from_millis(50));
-                    flag.store(true, Ordering::Relaxed);
+                    ruchy_jit::limits::request_interrupt(&flag);
                 });
                 // Only the error crosses back to the test thread (values are not `Send`).
                 session.run_program("interrupt.ruchy", program).map(|_| ())

@@ -350,6 +350,15 @@ impl Liveness {
         Liveness { words, live_in }
     }
 
+    /// The most registers live before any one instruction.
+    pub fn max_live(&self) -> usize {
+        self.live_in
+            .chunks(self.words)
+            .map(|ws| ws.iter().map(|w| w.count_ones() as usize).sum())
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn is_live(&self, pc: usize, r: usize) -> bool {
         self.live_in
             .get(pc * self.words + r / 64)

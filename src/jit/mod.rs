@@ -195,7 +195,7 @@ impl FunctionJit {
     }
 }
 
-const HELPERS: usize = 6;
+const HELPERS: usize = 5;
 
 pub struct Jit {
     module: JITModule,
@@ -303,10 +303,9 @@ impl Jit {
             s
         };
         let decls: [(&str, usize, usize); HELPERS] = [
-            ("rt_step", 6, 1),
-            ("rt_resume", 8, 2),
+            ("rt_step", 8, 1),
+            ("rt_resume", 10, 2),
             ("rt_drop", 1, 0),
-            ("rt_grow", 2, 1),
             ("rt_return_boxed", 3, 2),
             ("rt_clear", 2, 0),
         ];
@@ -504,6 +503,7 @@ impl Jit {
         }
         let live = Liveness::compute(proto, env.argc);
         let types = Self::infer(&mut env, &live);
+
         let call_conv = self.module.isa().default_call_conv();
         let body_sig = body_signature(&env.params, call_conv);
         let body_id = self
@@ -544,9 +544,8 @@ impl Jit {
                 step: refs[0],
                 resume: refs[1],
                 drop_slot: refs[2],
-                grow: refs[3],
-                return_boxed: refs[4],
-                clear: refs[5],
+                return_boxed: refs[3],
+                clear: refs[4],
             };
             let mut calls = HashMap::new();
             for (pc, state) in types.states.iter().enumerate() {
@@ -572,6 +571,7 @@ impl Jit {
                     FastCallSite {
                         target,
                         closure: Rc::as_ptr(&callee.closure) as usize,
+                        callee_regs: callee.proto.num_regs,
                     },
                 );
             }

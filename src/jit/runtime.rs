@@ -229,8 +229,30 @@ unsafe fn closure_of(closure: *const Closure) -> Rc<Closure> {
     }
 }
 
-/// Runs the one instruction at `pc` of the compiled frame in the VM; returns the next pc,
-/// or -1 with the error pending.
+/// Boxes the unboxed registers compiled code handed over (`(reg << 8 | tag, payload)`
+/// pairs, see `Translator::spill_to_buffer`) into the frame's window.
+///
+/// # Safety
+/// `spills` must point at `count` such pairs, and the window at `base` must hold every
+/// register named.
+unsafe fn unspill(vm: &mut Vm, base: usize, spills: *const [u64; 2], count: u64) {
+    for i in 0..count as usize {
+        // SAFETY: per the contract, the buffer holds `count` pairs.
+        let [head, payload] = unsafe { *spills.add(i) };
+        let pair = Pair {
+            tag: head & 0xff,
+            payload,
+        };
+        // SAFETY: compiled code only spills scalars (int, float, bool), whose pairs own
+        // nothing.
+        let value = unsafe { pair_to_value(pair) };
+        vm.stack[base + (head >> 8) as usize] = value;
+    }
+}
+
+/// Runs the one instruction at `pc` of the compiled frame in the VM, its unboxed operands
+/// in `spills`; returns the next pc, or -1 with the error pending.
+#[allow(clippy::too_many_arguments)]
 extern "C" fn rt_step(
     ctx: *mut JitCtx,
     closure: *const Closure,
@@ -238,12 +260,16 @@ extern "C" fn rt_step(
     level: u64,
     pc: u64,
     argc: u64,
+    spills: *const [u64; 2],
+    count: u64,
 ) -> i64 {
     // SAFETY: called only from compiled code entered through `call_compiled`.
     let vm = unsafe { vm_of(ctx) };
     // SAFETY: compiled code passes its own closure, alive while it runs.
     let closure = unsafe { closure_of(closure) };
     let base = vm.base_of(regs);
+    // SAFETY: compiled code passes its spill buffer and its own registers.
+    unsafe { unspill(vm, base, spills, count) };
     match vm.run_frame_from(
         closure,
         base,
@@ -261,7 +287,8 @@ extern "C" fn rt_step(
     }
 }
 
-/// Deoptimizes: the VM finishes the compiled frame from `pc` and its result is returned.
+/// Deoptimizes: the live unboxed registers (in `spills`) go into the frame's window, the
+/// VM finishes the frame from `pc`, and its result is returned.
 #[allow(clippy::too_many_arguments)]
 extern "C" fn rt_resume(
     ctx: *mut JitCtx,
@@ -272,12 +299,16 @@ extern "C" fn rt_resume(
     argc: u64,
     reason: i64,
     got: i64,
+    spills: *const [u64; 2],
+    count: u64,
 ) -> Pair {
     // SAFETY: called only from compiled code entered through `call_compiled`.
     let vm = unsafe { vm_of(ctx) };
     // SAFETY: compiled code passes its own closure, alive while it runs.
     let closure = unsafe { closure_of(closure) };
     let base = vm.base_of(regs);
+    // SAFETY: compiled code passes its spill buffer and its own registers.
+    unsafe { unspill(vm, base, spills, count) };
     if reason != REASON_SLOW_PATH {
         if let Some(jit) = vm.jit.as_mut() {
             jit.record_deopt(&closure, pc as usize, reason_text(reason, got));
@@ -308,21 +339,6 @@ extern "C" fn rt_drop(slot: *mut Value) {
     unsafe { clear(&mut *slot) }
 }
 
-/// Makes the register stack long enough for a window ending at `end`; 0 when done, 1 with
-/// the error pending when it cannot grow.
-extern "C" fn rt_grow(ctx: *mut JitCtx, end: usize) -> i64 {
-    // SAFETY: called only from compiled code entered through `call_compiled`.
-    let vm = unsafe { vm_of(ctx) };
-    let needed = (end - vm.stack.as_ptr() as usize).div_ceil(VALUE_BYTES);
-    match vm.grow_stack(needed) {
-        Ok(()) => 0,
-        Err(kind) => {
-            vm.pending_error = Some(Error::new(kind, Default::default()));
-            1
-        }
-    }
-}
-
 /// Returns the boxed value of register `src` and clears the frame's `n` registers.
 extern "C" fn rt_return_boxed(regs: *mut Value, src: u64, n: u64) -> Pair {
     // SAFETY: compiled code passes its own window of `n` initialized registers.
@@ -345,7 +361,6 @@ pub fn helper_symbols() -> Vec<(&'static str, *const u8)> {
         ("rt_step", rt_step as *const u8),
         ("rt_resume", rt_resume as *const u8),
         ("rt_drop", rt_drop as *const u8),
-        ("rt_grow", rt_grow as *const u8),
         ("rt_return_boxed", rt_return_boxed as *const u8),
         ("rt_clear", rt_clear as *const u8),
     ]

@@ -16,7 +16,8 @@
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F64, I64, I8};
 use cranelift_codegen::ir::{
-    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, SigRef, Signature, Value as ClValue,
+    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, SigRef, Signature, StackSlot,
+    StackSlotData, StackSlotKind, Value as ClValue,
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -33,7 +34,6 @@ pub struct HelperRefs {
     pub step: FuncRef,
     pub resume: FuncRef,
     pub drop_slot: FuncRef,
-    pub grow: FuncRef,
     pub return_boxed: FuncRef,
     pub clear: FuncRef,
 }
@@ -51,6 +51,8 @@ pub enum CallTarget {
 pub struct FastCallSite {
     pub target: CallTarget,
     pub closure: usize,
+    /// The callee's register count (its window must be initialized before the call).
+    pub callee_regs: u16,
 }
 
 pub struct Settings {
@@ -114,6 +116,10 @@ pub struct Translator<'a, 'b> {
     regs: ClValue,
     level: ClValue,
     fn_params: Vec<ClValue>,
+    /// The buffer unboxed registers are handed to helpers in (made on first use), and how
+    /// many registers it holds (the most that are ever live at once).
+    spill_slot: Option<StackSlot>,
+    spill_capacity: usize,
     /// Whether the frame ever keeps a value in its window (then it is cleared on return).
     uses_window: bool,
 }
@@ -163,6 +169,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             regs: params[2],
             level: params[3],
             fn_params: params,
+            spill_slot: None,
+            spill_capacity: live.max_live().min(regs),
             uses_window,
         }
     }
@@ -229,7 +237,6 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     /// Stores a value into register `r`'s slot, releasing what the slot held.
     fn store_boxed(&mut self, r: Reg, tag: ClValue, payload: ClValue) {
-        self.uses_window = true;
         let old = self.load_tag(r);
         // Heap tags are 4..=7 (string, array, range, function).
         let shifted = self.b.ins().iadd_imm_s(old, -4);
@@ -264,20 +271,48 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.store_boxed(r, tag, bits);
     }
 
-    /// Spills every live unboxed register of `state` at `pc` (except `skip`).
-    fn spill_live(&mut self, state: &[Ty], pc: usize, skip: Option<Reg>) {
-        for (r, ty) in state.iter().enumerate() {
-            let r = r as Reg;
-            if ty.is_unboxed() && self.live.is_live(pc, r as usize) && Some(r) != skip {
-                self.spill(r, *ty);
-            }
+    /// Writes unboxed registers for a helper into the spill buffer, as `(reg << 8 | tag,
+    /// payload)` pairs: straight-line stores, where boxing them into the window inline
+    /// would need a branch and a call per register. The helper boxes them. Returns the
+    /// buffer's address and the count.
+    fn spill_to_buffer(&mut self, regs: &[(Reg, Ty)]) -> (ClValue, ClValue) {
+        let slot = *self.spill_slot.get_or_insert_with(|| {
+            let bytes = (self.spill_capacity.max(1) * 16) as u32;
+            self.b.create_sized_stack_slot(StackSlotData::new(
+                StackSlotKind::ExplicitSlot,
+                bytes,
+                3,
+            ))
+        });
+        for (i, &(r, ty)) in regs.iter().enumerate() {
+            let v = self.get(r, ty);
+            let bits = self.payload_bits(ty, v);
+            let head = self.iconst((r as i64) << 8 | tag_of(ty));
+            self.b.ins().stack_store(I64, head, slot, i as i32 * 16);
+            self.b.ins().stack_store(I64, bits, slot, i as i32 * 16 + 8);
         }
+        let address = self.b.ins().stack_addr(I64, slot, 0);
+        let count = self.iconst(regs.len() as i64);
+        (address, count)
+    }
+
+    /// The live unboxed registers of `state` at `pc` (except `skip`).
+    fn live_unboxed(&self, state: &[Ty], pc: usize, skip: Option<Reg>) -> Vec<(Reg, Ty)> {
+        state
+            .iter()
+            .enumerate()
+            .map(|(r, ty)| (r as Reg, *ty))
+            .filter(|(r, ty)| {
+                ty.is_unboxed() && self.live.is_live(pc, *r as usize) && Some(*r) != skip
+            })
+            .collect()
     }
 
     /// In the current block: hands the frame to the VM at `pc` and returns what it
     /// returns. `reason` is `runtime::REASON_*` (with the expected type), `got` the tag seen.
     fn deopt(&mut self, state: &[Ty], pc: usize, skip: Option<Reg>, reason: i64, got: ClValue) {
-        self.spill_live(state, pc, skip);
+        let live = self.live_unboxed(state, pc, skip);
+        let (spills, count) = self.spill_to_buffer(&live);
         let pc_v = self.iconst(pc as i64);
         let reason_v = self.iconst(reason);
         let argc = self.iconst(self.env.argc as i64);
@@ -292,6 +327,8 @@ impl<'a, 'b> Translator<'a, 'b> {
                 argc,
                 reason_v,
                 got,
+                spills,
+                count,
             ],
         );
         let r = self.b.inst_results(call).to_vec();
@@ -394,9 +431,18 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     /// Branches on `cond` to `target` (true) or `pc + 1` (false).
     fn branch(&mut self, cond: ClValue, out: &[Ty], pc: usize, target: usize) {
+        self.branch_on(cond, true, out, pc, target);
+    }
+
+    /// Branches to `target` when `cond` is `when`, else to `pc + 1`.
+    fn branch_on(&mut self, cond: ClValue, when: bool, out: &[Ty], pc: usize, target: usize) {
         let yes = self.b.create_block();
         let no = self.b.create_block();
-        self.b.ins().brif(cond, yes, &[], no, &[]);
+        if when {
+            self.b.ins().brif(cond, yes, &[], no, &[]);
+        } else {
+            self.b.ins().brif(cond, no, &[], yes, &[]);
+        }
         self.b.switch_to_block(yes);
         self.edge(out, target);
         self.b.switch_to_block(no);
@@ -406,18 +452,28 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Lets the VM run the instruction at `pc` (operands spilled first); returns the next pc.
     fn step(&mut self, pc: usize, state: &[Ty]) -> ClValue {
         let op = self.env.proto.code[pc];
-        for r in uses(&op, self.env.proto) {
-            let ty = state[r as usize];
-            if ty.is_unboxed() {
-                self.spill(r, ty);
-            }
-        }
-        self.uses_window = true;
+        let mut operands: Vec<(Reg, Ty)> = uses(&op, self.env.proto)
+            .into_iter()
+            .map(|r| (r, state[r as usize]))
+            .filter(|(_, ty)| ty.is_unboxed())
+            .collect();
+        operands.sort_by_key(|o| o.0);
+        operands.dedup();
+        let (spills, count) = self.spill_to_buffer(&operands);
         let pc_v = self.iconst(pc as i64);
         let argc = self.iconst(self.env.argc as i64);
         let call = self.b.ins().call(
             self.helpers.step,
-            &[self.ctx, self.closure, self.regs, self.level, pc_v, argc],
+            &[
+                self.ctx,
+                self.closure,
+                self.regs,
+                self.level,
+                pc_v,
+                argc,
+                spills,
+                count,
+            ],
         );
         let next = self.b.inst_results(call)[0];
         let failed = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, next, 0);
@@ -434,34 +490,6 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Emits the entry: stack checks, locals that start as nil, the parameters.
     pub fn entry(&mut self, params: &[Ty]) {
         let proto = self.env.proto;
-        // The window must lie inside the initialized register stack.
-        let end = self
-            .b
-            .ins()
-            .iadd_imm_s(self.regs, proto.num_regs as i64 * 16);
-        let stack_end = self
-            .b
-            .ins()
-            .load(I64, flags(), self.ctx, offsets::STACK_END);
-        let short = self
-            .b
-            .ins()
-            .icmp(IntCC::UnsignedGreaterThan, end, stack_end);
-        let grow = self.b.create_block();
-        let after_grow = self.b.create_block();
-        self.b.set_cold_block(grow);
-        self.b.ins().brif(short, grow, &[], after_grow, &[]);
-        self.b.switch_to_block(grow);
-        let call = self.b.ins().call(self.helpers.grow, &[self.ctx, end]);
-        let status = self.b.inst_results(call)[0];
-        let grown = self.b.create_block();
-        let failed = self.b.create_block();
-        self.b.ins().brif(status, failed, &[], grown, &[]);
-        self.b.switch_to_block(failed);
-        self.return_error();
-        self.b.switch_to_block(grown);
-        self.b.ins().jump(after_grow, &[]);
-        self.b.switch_to_block(after_grow);
 
         // Unboxed parameters.
         let mut next_param = 4;
@@ -664,8 +692,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             | JumpIfNotNe { a, b, target } => {
                 let holds = self.compare(pc, &op, &plan, (a, t(a)), (Some(b), t(b)), 0);
                 // Jump when the comparison does not hold.
-                let not = self.b.ins().bxor_imm_u(holds, 1);
-                self.branch(not, &out, pc, target as usize);
+                self.branch_on(holds, false, &out, pc, target as usize);
                 return false;
             }
             JumpIfNotLtI { a, imm, target }
@@ -675,8 +702,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             | JumpIfNotEqI { a, imm, target }
             | JumpIfNotNeI { a, imm, target } => {
                 let holds = self.compare(pc, &op, &plan, (a, t(a)), (None, Ty::Int), imm as i64);
-                let not = self.b.ins().bxor_imm_u(holds, 1);
-                self.branch(not, &out, pc, target as usize);
+                self.branch_on(holds, false, &out, pc, target as usize);
                 return false;
             }
             Jump { target } => {
@@ -686,12 +712,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             JumpIfFalse { cond, target } | JumpIfTrue { cond, target } => {
                 let truthy = self.truthy(cond, t(cond));
                 let jump_when_truthy = matches!(op, JumpIfTrue { .. });
-                let taken = if jump_when_truthy {
-                    truthy
-                } else {
-                    self.b.ins().bxor_imm_u(truthy, 1)
-                };
-                self.branch(taken, &out, pc, target as usize);
+                self.branch_on(truthy, jump_when_truthy, &out, pc, target as usize);
                 return false;
             }
             LoopEnter { .. } | LoopExit { .. } => {}
@@ -740,10 +761,10 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.set(base, Ty::Int, next);
             }
             CallGlobal { base, argc, .. } => {
-                let Plan::FastCall { key, result, .. } = plan else {
+                let Plan::FastCall { result, .. } = plan else {
                     unreachable!("calls are fast or stepped")
                 };
-                self.fast_call(pc, base, argc, key, result, &state);
+                self.fast_call(pc, base, argc, result, &state);
             }
             Return { src } => {
                 self.ret(src, t(src));
@@ -966,7 +987,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// A call of a known function with unboxed arguments, through the code table (or
     /// directly, for self-recursion), falling back to the VM when the callee changed, is
     /// not compiled yet, or the depth limit or an interrupt is due.
-    fn fast_call(&mut self, pc: usize, base: Reg, argc: u8, _key: u32, result: Ty, state: &[Ty]) {
+    fn fast_call(&mut self, pc: usize, base: Reg, argc: u8, result: Ty, state: &[Ty]) {
         let site = self
             .calls
             .remove(&pc)
@@ -974,8 +995,11 @@ impl<'a, 'b> Translator<'a, 'b> {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.set_cold_block(slow);
+        let callee_regs = self.b.ins().iadd_imm_s(self.regs, (base as i64 + 1) * 16);
 
-        // The VM's checks before a call, in one cold branch.
+        // The VM's checks before a call, in one cold branch: the callee is still the
+        // function compiled against and no interrupt is pending (one epoch word), the
+        // depth limit, and the callee's window lies in the initialized register stack.
         let epoch_addr = self.iconst(self.settings.epoch_addr as i64);
         let epoch = self.b.ins().load(I64, flags(), epoch_addr, 0);
         let changed = self
@@ -987,10 +1011,20 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.level,
             self.settings.max_depth as i64,
         );
-        let flag = self.iconst(self.settings.interrupt_flag as i64);
-        let interrupted = self.b.ins().load(I8, flags(), flag, 0);
+        let window_end = self
+            .b
+            .ins()
+            .iadd_imm_s(callee_regs, site.callee_regs as i64 * 16);
+        let stack_end = self
+            .b
+            .ins()
+            .load(I64, flags(), self.ctx, offsets::STACK_END);
+        let short = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThan, window_end, stack_end);
         let any = self.b.ins().bor(changed, deep);
-        let any = self.b.ins().bor(any, interrupted);
+        let any = self.b.ins().bor(any, short);
         let checked = self.b.create_block();
         self.b.ins().brif(any, slow, &[], checked, &[]);
         self.b.switch_to_block(checked);
@@ -998,7 +1032,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         let mut args = vec![
             self.ctx,
             self.iconst(site.closure as i64),
-            self.b.ins().iadd_imm_s(self.regs, (base as i64 + 1) * 16),
+            callee_regs,
             self.b.ins().iadd_imm_s(self.level, 1),
         ];
         for i in 0..argc as Reg {
@@ -1017,19 +1051,33 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
         };
         let results = self.b.inst_results(call).to_vec();
-        let (tag, payload) = (results[0], results[1]);
         let out = self.out_state(pc);
-        self.call_result(pc, base, result, tag, payload, &out, done);
-
-        // Slow path: the VM makes the call (and raises what it must).
-        self.b.switch_to_block(slow);
-        self.step(pc, state);
         if result.is_unboxed() {
+            // Both paths meet in one check of the result's type.
+            let check = self.b.create_block();
+            self.b.append_block_param(check, I64);
+            self.b.append_block_param(check, I64);
+            self.b
+                .ins()
+                .jump(check, &[results[0].into(), results[1].into()]);
+            // Slow path: the VM makes the call (and raises what it must); the result is
+            // moved out of its slot (left nil) into the check.
+            self.b.switch_to_block(slow);
+            self.step(pc, state);
             let tag = self.load_tag(base);
             let payload = self.load_payload(base, I64);
-            // The value is in its slot already; a mismatch deoptimizes without rewriting it.
-            self.check_result(pc, base, result, tag, payload, &out, done, false);
+            let nil = self.iconst(TAG_NIL);
+            self.b
+                .ins()
+                .store(flags(), nil, self.regs, Self::slot_offset(base));
+            self.b.ins().jump(check, &[tag.into(), payload.into()]);
+            self.b.switch_to_block(check);
+            let params = self.b.block_params(check).to_vec();
+            self.check_result(pc, base, result, params[0], params[1], &out, done);
         } else {
+            self.call_result(pc, base, result, results[0], results[1], &out, done);
+            self.b.switch_to_block(slow);
+            self.step(pc, state);
             self.b.ins().jump(done, &[]);
         }
         self.b.switch_to_block(done);
@@ -1048,7 +1096,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         done: Block,
     ) {
         if result.is_unboxed() {
-            self.check_result(pc, base, result, tag, payload, out, done, true);
+            self.check_result(pc, base, result, tag, payload, out, done);
         } else {
             let is_error = self.b.ins().icmp_imm_s(IntCC::Equal, tag, TAG_ERROR);
             let err = self.b.create_block();
@@ -1073,7 +1121,6 @@ impl<'a, 'b> Translator<'a, 'b> {
         payload: ClValue,
         out: &[Ty],
         done: Block,
-        store: bool,
     ) {
         let matches = self.b.ins().icmp_imm_s(IntCC::Equal, tag, tag_of(result));
         let ok = self.b.create_block();
@@ -1091,9 +1138,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.switch_to_block(err);
         self.return_error();
         self.b.switch_to_block(other);
-        if store {
-            self.store_boxed(base, tag, payload);
-        }
+        self.store_boxed(base, tag, payload);
         self.deopt_after(pc, base, out, runtime::reason_expected(result), tag);
 
         self.b.switch_to_block(ok);
