@@ -158,9 +158,17 @@ impl Env<'_> {
                 let fb = self.feedback[pc];
                 let int_or_boxed = |t: Ty| matches!(t, Int | Boxed | Dead);
                 let float_or_boxed = |t: Ty| matches!(t, Float | Boxed | Dead);
-                if fb == INT_INT && int_or_boxed(a) && int_or_boxed(b) {
+                // Without feedback (compiled before the VM ran it), a boxed operand next to
+                // an int or a float is speculated to be one too.
+                let unseen = fb == 0;
+                let int_guess = unseen && matches!((a, b), (Int, Boxed) | (Boxed, Int));
+                let float_guess = unseen && matches!((a, b), (Float, Boxed) | (Boxed, Float));
+                if (fb == INT_INT || int_guess) && int_or_boxed(a) && int_or_boxed(b) {
                     (Plan::GuardInt, Int)
-                } else if fb == FLOAT_FLOAT && float_or_boxed(a) && float_or_boxed(b) {
+                } else if (fb == FLOAT_FLOAT || float_guess)
+                    && float_or_boxed(a)
+                    && float_or_boxed(b)
+                {
                     (Plan::GuardFloat, Float)
                 } else {
                     (Plan::Step, Boxed)
@@ -274,6 +282,10 @@ impl Env<'_> {
             }
             CallGlobal { base, argc, .. } => {
                 let args: Vec<Ty> = (0..argc as Reg).map(|i| t(base + 1 + i)).collect();
+                if self.self_result == Ty::Dead && args.contains(&Ty::Dead) {
+                    // Only while guessing what a self-call returns: not known yet.
+                    return one(Plan::Step, base, Ty::Dead);
+                }
                 let types: Option<Vec<Type>> = args.iter().map(|a| a.runtime_type()).collect();
                 let key = types.and_then(|ts| crate::profile::key_of_types(&ts));
                 match (self.callees.get(&pc), key) {

@@ -195,7 +195,7 @@ impl FunctionJit {
     }
 }
 
-const HELPERS: usize = 5;
+const HELPERS: usize = 10;
 
 pub struct Jit {
     module: JITModule,
@@ -308,6 +308,11 @@ impl Jit {
             ("rt_drop", 1, 0),
             ("rt_return_boxed", 3, 2),
             ("rt_clear", 2, 0),
+            ("rt_binary", 5, 1),
+            ("rt_get_index", 4, 1),
+            ("rt_set_index", 5, 1),
+            ("rt_push", 5, 1),
+            ("rt_copy", 3, 0),
         ];
         let mut ids = Vec::new();
         for (name, params, returns) in decls {
@@ -525,7 +530,8 @@ impl Jit {
             epoch_addr: &crate::globals::FUNCTION_EPOCH as *const _ as usize,
             deopt_stress: self.options.deopt_stress,
         };
-        let mut keep_closures = Vec::new();
+        // The code may hand its own closure to the VM (see `Translator::new`).
+        let mut keep_closures = vec![closure.clone()];
         let mut keep_slots = Vec::new();
 
         // The body.
@@ -546,6 +552,11 @@ impl Jit {
                 drop_slot: refs[2],
                 return_boxed: refs[3],
                 clear: refs[4],
+                binary: refs[5],
+                get_index: refs[6],
+                set_index: refs[7],
+                push: refs[8],
+                copy: refs[9],
             };
             let mut calls = HashMap::new();
             for (pc, state) in types.states.iter().enumerate() {

@@ -229,25 +229,37 @@ unsafe fn closure_of(closure: *const Closure) -> Rc<Closure> {
     }
 }
 
-/// Boxes the unboxed registers compiled code handed over (`(reg << 8 | tag, payload)`
-/// pairs, see `Translator::spill_to_buffer`) into the frame's window.
+/// Puts the registers compiled code handed over (`(reg << 8 | tag, payload)` pairs, see
+/// `Translator::spill_to_buffer`) into the frame's window, making the register stack long
+/// enough for the frame first (compiled code that keeps everything unboxed never needed
+/// its window until now). On failure the values are dropped and the error returned.
 ///
 /// # Safety
-/// `spills` must point at `count` such pairs, and the window at `base` must hold every
-/// register named.
-unsafe fn unspill(vm: &mut Vm, base: usize, spills: *const [u64; 2], count: u64) {
-    for i in 0..count as usize {
-        // SAFETY: per the contract, the buffer holds `count` pairs.
+/// `spills` must point at `count` such pairs: scalars, or a value whose ownership the pair
+/// carries (a call's result).
+unsafe fn unspill(
+    vm: &mut Vm,
+    closure: &Closure,
+    base: usize,
+    spills: *const [u64; 2],
+    count: u64,
+) -> Result<(), ErrorKind> {
+    // SAFETY: per the contract, the buffer holds `count` pairs, each owned by us now.
+    let values = (0..count as usize).map(|i| {
         let [head, payload] = unsafe { *spills.add(i) };
         let pair = Pair {
             tag: head & 0xff,
             payload,
         };
-        // SAFETY: compiled code only spills scalars (int, float, bool), whose pairs own
-        // nothing.
-        let value = unsafe { pair_to_value(pair) };
-        vm.stack[base + (head >> 8) as usize] = value;
+        ((head >> 8) as usize, unsafe { pair_to_value(pair) })
+    });
+    let values: Vec<(usize, Value)> = values.collect();
+    let regs = crate::vm::proto_of(closure).num_regs as usize;
+    vm.grow_stack(base + regs)?;
+    for (r, v) in values {
+        vm.stack[base + r] = v;
     }
+    Ok(())
 }
 
 /// Runs the one instruction at `pc` of the compiled frame in the VM, its unboxed operands
@@ -268,8 +280,12 @@ extern "C" fn rt_step(
     // SAFETY: compiled code passes its own closure, alive while it runs.
     let closure = unsafe { closure_of(closure) };
     let base = vm.base_of(regs);
-    // SAFETY: compiled code passes its spill buffer and its own registers.
-    unsafe { unspill(vm, base, spills, count) };
+    // SAFETY: compiled code passes its spill buffer.
+    if let Err(kind) = unsafe { unspill(vm, &closure, base, spills, count) } {
+        let span = crate::vm::proto_of(&closure).spans[pc as usize];
+        vm.pending_error = Some(Error::new(kind, span));
+        return -1;
+    }
     match vm.run_frame_from(
         closure,
         base,
@@ -307,8 +323,17 @@ extern "C" fn rt_resume(
     // SAFETY: compiled code passes its own closure, alive while it runs.
     let closure = unsafe { closure_of(closure) };
     let base = vm.base_of(regs);
-    // SAFETY: compiled code passes its spill buffer and its own registers.
-    unsafe { unspill(vm, base, spills, count) };
+    // SAFETY: compiled code passes its spill buffer.
+    if let Err(kind) = unsafe { unspill(vm, &closure, base, spills, count) } {
+        vm.pending_error = Some(Error::new(
+            kind,
+            crate::vm::proto_of(&closure).spans[pc as usize],
+        ));
+        return Pair {
+            tag: TAG_ERROR as u64,
+            payload: 0,
+        };
+    }
     if reason != REASON_SLOW_PATH {
         if let Some(jit) = vm.jit.as_mut() {
             jit.record_deopt(&closure, pc as usize, reason_text(reason, got));
@@ -355,6 +380,142 @@ extern "C" fn rt_clear(regs: *mut Value, n: u64) {
     window.iter_mut().for_each(clear);
 }
 
+/// Binary operators `rt_binary` does on boxed values (the code passed from compiled code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BoxedOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl BoxedOp {
+    const ALL: [BoxedOp; 11] = [
+        BoxedOp::Add,
+        BoxedOp::Sub,
+        BoxedOp::Mul,
+        BoxedOp::Div,
+        BoxedOp::Mod,
+        BoxedOp::Eq,
+        BoxedOp::Ne,
+        BoxedOp::Lt,
+        BoxedOp::Le,
+        BoxedOp::Gt,
+        BoxedOp::Ge,
+    ];
+
+    fn apply(self, a: &Value, b: &Value) -> Result<Value, ErrorKind> {
+        use std::cmp::Ordering::*;
+        let ordered = |want: &[std::cmp::Ordering]| -> Result<Value, ErrorKind> {
+            Ok(Value::Bool(
+                crate::ops::compare(a, b)?.is_some_and(|o| want.contains(&o)),
+            ))
+        };
+        match self {
+            BoxedOp::Add => crate::ops::add(a, b),
+            BoxedOp::Sub => crate::ops::sub(a, b),
+            BoxedOp::Mul => crate::ops::mul(a, b),
+            BoxedOp::Div => crate::ops::div(a, b),
+            BoxedOp::Mod => crate::ops::rem(a, b),
+            BoxedOp::Eq => Ok(Value::Bool(crate::ops::equals(a, b))),
+            BoxedOp::Ne => Ok(Value::Bool(!crate::ops::equals(a, b))),
+            BoxedOp::Lt => ordered(&[Less]),
+            BoxedOp::Le => ordered(&[Less, Equal]),
+            BoxedOp::Gt => ordered(&[Greater]),
+            BoxedOp::Ge => ordered(&[Greater, Equal]),
+        }
+    }
+}
+
+// Fast helpers for common instructions on boxed values. Each does the common case and
+// returns 0, or returns 1 having changed nothing, and compiled code then lets the VM run
+// the instruction (which raises the error, if there is one). They take the frame's window
+// and register numbers; compiled code passes registers of its own window.
+
+/// `dst = a op b` on boxed registers (`s = s + "ab"` appends in place, as in the VM).
+extern "C" fn rt_binary(regs: *mut Value, op: u64, dst: u64, a: u64, b: u64) -> i64 {
+    let op = BoxedOp::ALL[op as usize];
+    // SAFETY: the registers are in the caller's window; shared borrows end before the
+    // write below.
+    let (x, y) = unsafe { (&*regs.add(a as usize), &*regs.add(b as usize)) };
+    if op == BoxedOp::Add && dst == a && matches!(x, Value::Str(_)) {
+        let y = y.clone();
+        // SAFETY: as above; `x` and `y` are no longer used.
+        let target = unsafe { &mut *regs.add(dst as usize) };
+        return match crate::ops::add_in_place(target, &y) {
+            Ok(()) => 0,
+            Err(_) => 1,
+        };
+    }
+    match op.apply(x, y) {
+        Ok(v) => {
+            // SAFETY: as above.
+            unsafe { *regs.add(dst as usize) = v };
+            0
+        }
+        Err(_) => 1,
+    }
+}
+
+/// `dst = base[index]` for an array and an int index in bounds.
+extern "C" fn rt_get_index(regs: *mut Value, dst: u64, base: u64, index: i64) -> i64 {
+    // SAFETY: registers of the caller's window; the borrow ends before the write.
+    let v = match unsafe { &*regs.add(base as usize) } {
+        Value::Array(items) if index >= 0 && (index as usize) < items.len() => {
+            items[index as usize].clone()
+        }
+        _ => return 1,
+    };
+    // SAFETY: as above.
+    unsafe { *regs.add(dst as usize) = v };
+    0
+}
+
+/// `base[index] = value` for an array, an int index in bounds and a scalar value.
+extern "C" fn rt_set_index(regs: *mut Value, base: u64, index: i64, tag: u64, payload: u64) -> i64 {
+    // SAFETY: compiled code passes only scalar tags here, whose pairs own nothing.
+    let v = unsafe { pair_to_value(Pair { tag, payload }) };
+    // SAFETY: a register of the caller's window.
+    match unsafe { &mut *regs.add(base as usize) } {
+        Value::Array(items) if index >= 0 && (index as usize) < items.len() => {
+            Rc::make_mut(items)[index as usize] = v;
+            0
+        }
+        _ => 1,
+    }
+}
+
+/// `root.push(value)` for an array in a register and a scalar value; `dst` becomes nil.
+extern "C" fn rt_push(regs: *mut Value, dst: u64, root: u64, tag: u64, payload: u64) -> i64 {
+    // SAFETY: compiled code passes only scalar tags here, whose pairs own nothing.
+    let v = unsafe { pair_to_value(Pair { tag, payload }) };
+    // SAFETY: a register of the caller's window; the borrow ends before the next write.
+    match unsafe { &mut *regs.add(root as usize) } {
+        Value::Array(items) => Rc::make_mut(items).push(v),
+        _ => return 1,
+    }
+    // SAFETY: as above.
+    unsafe { clear(&mut *regs.add(dst as usize)) };
+    0
+}
+
+/// `dst = *value` (a constant of the function, or another register): a clone.
+extern "C" fn rt_copy(regs: *mut Value, dst: u64, value: *const Value) {
+    // SAFETY: `value` is a register of the window or a constant of the function, alive
+    // while its code runs; the borrow ends before the write.
+    let v = unsafe { (*value).clone() };
+    // SAFETY: a register of the caller's window.
+    unsafe { *regs.add(dst as usize) = v };
+}
+
 /// The helpers by name, for the module's symbol table.
 pub fn helper_symbols() -> Vec<(&'static str, *const u8)> {
     vec![
@@ -363,5 +524,10 @@ pub fn helper_symbols() -> Vec<(&'static str, *const u8)> {
         ("rt_drop", rt_drop as *const u8),
         ("rt_return_boxed", rt_return_boxed as *const u8),
         ("rt_clear", rt_clear as *const u8),
+        ("rt_binary", rt_binary as *const u8),
+        ("rt_get_index", rt_get_index as *const u8),
+        ("rt_set_index", rt_set_index as *const u8),
+        ("rt_push", rt_push as *const u8),
+        ("rt_copy", rt_copy as *const u8),
     ]
 }

@@ -21,6 +21,7 @@ use cranelift_codegen::ir::{
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, Variable};
+use std::rc::Rc;
 
 use crate::bytecode::dataflow::{successors, uses};
 use crate::bytecode::op::{Op, Reg};
@@ -36,6 +37,11 @@ pub struct HelperRefs {
     pub drop_slot: FuncRef,
     pub return_boxed: FuncRef,
     pub clear: FuncRef,
+    pub binary: FuncRef,
+    pub get_index: FuncRef,
+    pub set_index: FuncRef,
+    pub push: FuncRef,
+    pub copy: FuncRef,
 }
 
 /// What a fast call site needs that `infer` does not know: where the callee is.
@@ -142,6 +148,14 @@ impl<'a, 'b> Translator<'a, 'b> {
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         let params = b.block_params(entry).to_vec();
+        // A function without captures behaves the same in every closure of it, so the VM
+        // can be handed the one compiled against: the parameter is then dead, which frees
+        // a register across calls.
+        let closure = if env.proto.captures.is_empty() {
+            b.ins().iconst(I64, Rc::as_ptr(env.closure) as i64)
+        } else {
+            params[1]
+        };
         let mut uses_window = false;
         for (pc, state) in types.states.iter().enumerate() {
             if let Some(state) = state {
@@ -165,7 +179,10 @@ impl<'a, 'b> Translator<'a, 'b> {
             blocks: vec![None; env.proto.code.len() + 1],
             vars,
             ctx: params[0],
-            closure: params[1],
+            // A function without captures behaves the same in every closure of it, so the
+            // VM can be handed the one compiled against: the parameter is then dead and
+            // frees a register across calls.
+            closure,
             regs: params[2],
             level: params[3],
             fn_params: params,
@@ -275,9 +292,13 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// payload)` pairs: straight-line stores, where boxing them into the window inline
     /// would need a branch and a call per register. The helper boxes them. Returns the
     /// buffer's address and the count.
-    fn spill_to_buffer(&mut self, regs: &[(Reg, Ty)]) -> (ClValue, ClValue) {
+    fn spill_to_buffer(
+        &mut self,
+        regs: &[(Reg, Ty)],
+        extra: Option<(Reg, ClValue, ClValue)>,
+    ) -> (ClValue, ClValue) {
         let slot = *self.spill_slot.get_or_insert_with(|| {
-            let bytes = (self.spill_capacity.max(1) * 16) as u32;
+            let bytes = (self.spill_capacity + 1) as u32 * 16;
             self.b.create_sized_stack_slot(StackSlotData::new(
                 StackSlotKind::ExplicitSlot,
                 bytes,
@@ -291,8 +312,15 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.b.ins().stack_store(I64, head, slot, i as i32 * 16);
             self.b.ins().stack_store(I64, bits, slot, i as i32 * 16 + 8);
         }
+        // A value of any type (a call's result): its tag is only known at run time.
+        if let Some((r, tag, payload)) = extra {
+            let at = regs.len() as i32 * 16;
+            let head = self.b.ins().bor_imm_u(tag, (r as i64) << 8);
+            self.b.ins().stack_store(I64, head, slot, at);
+            self.b.ins().stack_store(I64, payload, slot, at + 8);
+        }
         let address = self.b.ins().stack_addr(I64, slot, 0);
-        let count = self.iconst(regs.len() as i64);
+        let count = self.iconst((regs.len() + extra.is_some() as usize) as i64);
         (address, count)
     }
 
@@ -310,9 +338,21 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     /// In the current block: hands the frame to the VM at `pc` and returns what it
     /// returns. `reason` is `runtime::REASON_*` (with the expected type), `got` the tag seen.
-    fn deopt(&mut self, state: &[Ty], pc: usize, skip: Option<Reg>, reason: i64, got: ClValue) {
-        let live = self.live_unboxed(state, pc, skip);
-        let (spills, count) = self.spill_to_buffer(&live);
+    fn deopt(&mut self, state: &[Ty], pc: usize, reason: i64, got: ClValue) {
+        self.deopt_with(state, pc, None, reason, got);
+    }
+
+    /// `deopt`, also handing over a value of any type for one register.
+    fn deopt_with(
+        &mut self,
+        state: &[Ty],
+        pc: usize,
+        extra: Option<(Reg, ClValue, ClValue)>,
+        reason: i64,
+        got: ClValue,
+    ) {
+        let live = self.live_unboxed(state, pc, extra.map(|e| e.0));
+        let (spills, count) = self.spill_to_buffer(&live, extra);
         let pc_v = self.iconst(pc as i64);
         let reason_v = self.iconst(reason);
         let argc = self.iconst(self.env.argc as i64);
@@ -343,7 +383,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.switch_to_block(block);
         let got = got.unwrap_or_else(|| self.b.ins().iconst(I64, -1));
         let state = self.state(pc).to_vec();
-        self.deopt(&state, pc, None, reason, got);
+        self.deopt(&state, pc, reason, got);
         self.b.switch_to_block(here);
         block
     }
@@ -459,7 +499,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             .collect();
         operands.sort_by_key(|o| o.0);
         operands.dedup();
-        let (spills, count) = self.spill_to_buffer(&operands);
+        let (spills, count) = self.spill_to_buffer(&operands, None);
         let pc_v = self.iconst(pc as i64);
         let argc = self.iconst(self.env.argc as i64);
         let call = self.b.ins().call(
@@ -573,6 +613,9 @@ impl<'a, 'b> Translator<'a, 'b> {
         let (plan, _) = self.env.decide(pc, &state);
         let out = self.out_state(pc);
         let t = |r: Reg| state[r as usize];
+        if plan == Plan::Step && self.fast_boxed(pc, &op, &state) {
+            return true;
+        }
         if plan == Plan::Step && !matches!(op, Return { .. }) {
             let next = self.step(pc, &state);
             let succ = successors(&op, pc, self.env.argc);
@@ -772,6 +815,115 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
             _ => unreachable!("{} is stepped", op.name()),
         }
+        true
+    }
+
+    /// Common instructions on boxed values through a fast helper (see `runtime`), with
+    /// the VM as the fallback; returns false when the instruction has none.
+    fn fast_boxed(&mut self, pc: usize, op: &Op, state: &[Ty]) -> bool {
+        use crate::bytecode::proto::{PlaceOp, PlaceRoot};
+        use runtime::BoxedOp;
+        use Op::*;
+        let t = |r: Reg| state[r as usize];
+        let reg = |t: &mut Self, r: Reg| t.iconst(r as i64);
+        let binary = |op: &Op| match op {
+            Add { .. } => Some(BoxedOp::Add),
+            Sub { .. } => Some(BoxedOp::Sub),
+            Mul { .. } => Some(BoxedOp::Mul),
+            Div { .. } => Some(BoxedOp::Div),
+            Mod { .. } => Some(BoxedOp::Mod),
+            Eq { .. } => Some(BoxedOp::Eq),
+            Ne { .. } => Some(BoxedOp::Ne),
+            Lt { .. } => Some(BoxedOp::Lt),
+            Le { .. } => Some(BoxedOp::Le),
+            Gt { .. } => Some(BoxedOp::Gt),
+            Ge { .. } => Some(BoxedOp::Ge),
+            _ => None,
+        };
+        let status = match *op {
+            Add { dst, a, b }
+            | Sub { dst, a, b }
+            | Mul { dst, a, b }
+            | Div { dst, a, b }
+            | Mod { dst, a, b }
+            | Eq { dst, a, b }
+            | Ne { dst, a, b }
+            | Lt { dst, a, b }
+            | Le { dst, a, b }
+            | Gt { dst, a, b }
+            | Ge { dst, a, b }
+                if t(a) == Ty::Boxed && t(b) == Ty::Boxed =>
+            {
+                let code = binary(op).expect("a binary operator") as i64;
+                let args = [
+                    self.regs,
+                    self.iconst(code),
+                    reg(self, dst),
+                    reg(self, a),
+                    reg(self, b),
+                ];
+                let call = self.b.ins().call(self.helpers.binary, &args);
+                self.b.inst_results(call)[0]
+            }
+            GetIndex { dst, base, index } if t(base) == Ty::Boxed && t(index) == Ty::Int => {
+                let i = self.get(index, Ty::Int);
+                let args = [self.regs, reg(self, dst), reg(self, base), i];
+                let call = self.b.ins().call(self.helpers.get_index, &args);
+                self.b.inst_results(call)[0]
+            }
+            SetIndex { base, index, src }
+                if t(base) == Ty::Boxed && t(index) == Ty::Int && t(src).is_unboxed() =>
+            {
+                let i = self.get(index, Ty::Int);
+                let v = self.get(src, t(src));
+                let bits = self.payload_bits(t(src), v);
+                let tag = self.iconst(tag_of(t(src)));
+                let args = [self.regs, reg(self, base), i, tag, bits];
+                let call = self.b.ins().call(self.helpers.set_index, &args);
+                self.b.inst_results(call)[0]
+            }
+            PlaceUpdate {
+                dst, place, src, ..
+            } => {
+                let p = &self.env.proto.places[place as usize];
+                let PlaceRoot::Reg(root) = p.root else {
+                    return false;
+                };
+                if p.depth != 0 || p.op != PlaceOp::Push || t(root) != Ty::Boxed {
+                    return false;
+                }
+                if !t(src).is_unboxed() {
+                    return false;
+                }
+                let v = self.get(src, t(src));
+                let bits = self.payload_bits(t(src), v);
+                let tag = self.iconst(tag_of(t(src)));
+                let args = [self.regs, reg(self, dst), reg(self, root), tag, bits];
+                let call = self.b.ins().call(self.helpers.push, &args);
+                self.b.inst_results(call)[0]
+            }
+            LoadConst { dst, k } => {
+                let constant = &self.env.proto.const_values[k as usize] as *const _ as i64;
+                let args = [self.regs, reg(self, dst), self.iconst(constant)];
+                self.b.ins().call(self.helpers.copy, &args);
+                return true;
+            }
+            Move { dst, src } if t(src) == Ty::Boxed => {
+                let from = self.b.ins().iadd_imm_s(self.regs, src as i64 * 16);
+                let args = [self.regs, reg(self, dst), from];
+                self.b.ins().call(self.helpers.copy, &args);
+                return true;
+            }
+            _ => return false,
+        };
+        let slow = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.set_cold_block(slow);
+        self.b.ins().brif(status, slow, &[], cont, &[]);
+        self.b.switch_to_block(slow);
+        self.step(pc, state);
+        self.b.ins().jump(cont, &[]);
+        self.b.switch_to_block(cont);
         true
     }
 
@@ -1011,20 +1163,24 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.level,
             self.settings.max_depth as i64,
         );
-        let window_end = self
-            .b
-            .ins()
-            .iadd_imm_s(callee_regs, site.callee_regs as i64 * 16);
-        let stack_end = self
-            .b
-            .ins()
-            .load(I64, flags(), self.ctx, offsets::STACK_END);
-        let short = self
-            .b
-            .ins()
-            .icmp(IntCC::UnsignedGreaterThan, window_end, stack_end);
-        let any = self.b.ins().bor(changed, deep);
-        let any = self.b.ins().bor(any, short);
+        let mut any = self.b.ins().bor(changed, deep);
+        // A direct self-call of code that keeps everything unboxed never touches the new
+        // window on its fast path (helpers make room when they need it).
+        if !matches!(site.target, CallTarget::Direct(_)) || self.uses_window {
+            let window_end = self
+                .b
+                .ins()
+                .iadd_imm_s(callee_regs, site.callee_regs as i64 * 16);
+            let stack_end = self
+                .b
+                .ins()
+                .load(I64, flags(), self.ctx, offsets::STACK_END);
+            let short = self
+                .b
+                .ins()
+                .icmp(IntCC::UnsignedGreaterThan, window_end, stack_end);
+            any = self.b.ins().bor(any, short);
+        }
         let checked = self.b.create_block();
         self.b.ins().brif(any, slow, &[], checked, &[]);
         self.b.switch_to_block(checked);
@@ -1138,8 +1294,8 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.switch_to_block(err);
         self.return_error();
         self.b.switch_to_block(other);
-        self.store_boxed(base, tag, payload);
-        self.deopt_after(pc, base, out, runtime::reason_expected(result), tag);
+        let reason = runtime::reason_expected(result);
+        self.deopt_after(pc, (base, tag, payload), out, reason, tag);
 
         self.b.switch_to_block(ok);
         let v = self.unbox_bits(result, payload);
@@ -1151,24 +1307,31 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.b.switch_to_block(fail);
             let bits = self.payload_bits(result, v);
             let t = self.iconst(tag_of(result));
-            self.store_boxed(base, t, bits);
             let minus_one = self.iconst(-1);
-            self.deopt_after(pc, base, out, runtime::REASON_STRESS, minus_one);
+            self.deopt_after(pc, (base, t, bits), out, runtime::REASON_STRESS, minus_one);
             self.b.switch_to_block(cont);
         }
         self.set(base, result, v);
         self.b.ins().jump(done, &[]);
     }
 
-    /// Deoptimizes at `pc + 1` with the call's result already in `base`'s slot.
-    fn deopt_after(&mut self, pc: usize, base: Reg, out: &[Ty], reason: i64, got: ClValue) {
+    /// Deoptimizes at `pc + 1` with a call's result (register, tag, payload) going into its
+    /// register.
+    fn deopt_after(
+        &mut self,
+        pc: usize,
+        result: (Reg, ClValue, ClValue),
+        out: &[Ty],
+        reason: i64,
+        got: ClValue,
+    ) {
         let mut state = out.to_vec();
         for (r, t) in state.iter_mut().enumerate() {
             if !self.live.is_live(pc + 1, r) {
                 *t = Ty::Dead;
             }
         }
-        self.deopt(&state, pc + 1, Some(base), reason, got);
+        self.deopt_with(&state, pc + 1, Some(result), reason, got);
     }
 
     fn ret(&mut self, src: Reg, ty: Ty) {
