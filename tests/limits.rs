@@ -1,7 +1,6 @@
 //! Recursion depth and interrupts behave the same in every tier.
 
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ruchy_jit::error::ErrorKind;
