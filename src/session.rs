@@ -57,16 +57,13 @@ impl Tier {
     /// The tiers built so far; asking for another one is a usage error that says so.
     pub fn available(self) -> Result<(), String> {
         match self {
-            Tier::Ast | Tier::Vm | Tier::Jit => Ok(()),
-            Tier::Auto => {
-                Err("the auto tier is not built yet (use --tier vm or --tier ast)".into())
-            }
+            Tier::Ast | Tier::Vm | Tier::Jit | Tier::Auto => Ok(()),
         }
     }
 
     /// The tier used when none is asked for.
     pub fn default_tier() -> Tier {
-        Tier::Vm
+        Tier::Auto
     }
 }
 
@@ -87,7 +84,11 @@ impl Default for Options {
             max_depth: crate::limits::DEFAULT_MAX_DEPTH,
             counters: true,
             timing: false,
-            jit: JitOptions::default(),
+            jit: JitOptions {
+                call_threshold: crate::jit::DEFAULT_CALL_THRESHOLD,
+                osr_threshold: crate::jit::DEFAULT_OSR_THRESHOLD,
+                ..JitOptions::default()
+            },
         }
     }
 }
@@ -119,7 +120,15 @@ impl Session {
             ..Limits::default()
         };
         let jit = match options.tier {
-            Tier::Jit | Tier::Auto => Some(Jit::new(options.jit.clone(), &limits)?),
+            Tier::Jit => {
+                let jit_options = JitOptions {
+                    call_threshold: 0,
+                    osr_threshold: 0,
+                    ..options.jit.clone()
+                };
+                Some(Jit::new(jit_options, &limits)?)
+            }
+            Tier::Auto => Some(Jit::new(options.jit.clone(), &limits)?),
             Tier::Ast | Tier::Vm => None,
         };
         Ok(Session {

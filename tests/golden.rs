@@ -158,6 +158,68 @@ fn golden_programs_auto() {
     check_all(Tier::Auto, &[]);
 }
 
+/// Tiering at low thresholds: functions compile after 1, 2 or 10 calls and loops are
+/// entered in compiled code after as many iterations, so nearly every program moves
+/// between the VM and compiled code mid-run; with deopt-stress, back again.
+#[test]
+fn golden_programs_auto_threshold_1() {
+    check_all(
+        Tier::Auto,
+        &["--jit-threshold", "1", "--osr-threshold", "1"],
+    );
+}
+
+#[test]
+fn golden_programs_auto_threshold_2() {
+    check_all(
+        Tier::Auto,
+        &["--jit-threshold", "2", "--osr-threshold", "2"],
+    );
+}
+
+#[test]
+fn golden_programs_auto_threshold_10() {
+    check_all(
+        Tier::Auto,
+        &["--jit-threshold", "10", "--osr-threshold", "10"],
+    );
+}
+
+#[test]
+fn golden_programs_auto_threshold_1_deopt_stress_2() {
+    check_all(
+        Tier::Auto,
+        &[
+            "--jit-threshold",
+            "1",
+            "--osr-threshold",
+            "1",
+            "--deopt-stress",
+            "2",
+        ],
+    );
+}
+
+#[test]
+fn golden_programs_auto_threshold_10_deopt_stress_7() {
+    check_all(
+        Tier::Auto,
+        &[
+            "--jit-threshold",
+            "10",
+            "--osr-threshold",
+            "10",
+            "--deopt-stress",
+            "7",
+        ],
+    );
+}
+
+#[test]
+fn golden_programs_auto_deopt_stress_1() {
+    check_all(Tier::Auto, &["--deopt-stress", "1"]);
+}
+
 #[test]
 fn at_least_one_tier_and_enough_programs() {
     assert!(ALL_TIERS.iter().any(|t| t.available().is_ok()));

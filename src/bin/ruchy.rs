@@ -16,8 +16,12 @@ USAGE:
     ruchy --help | --version
 
 OPTIONS:
-    --tier ast|vm|jit            which engine runs the code (default: vm; auto is not built
-                                 yet). jit compiles every function at its first call
+    --tier ast|vm|jit|auto       which engine runs the code (default: auto: the VM, moving hot
+                                 functions and loops to the JIT). jit compiles every function
+                                 at its first call
+    --jit-threshold N            (auto) calls after which a function is compiled (default 1000)
+    --osr-threshold N            (auto) loop iterations after which a running loop moves to
+                                 compiled code (default 1000)
     --deopt-stress N             (jit) every Nth guard in compiled code fails on purpose
     --trace-jit                  print each JIT event (compiled, deopt, blacklisted) on stderr
     --max-depth N                recursion limit in call frames (default: 200000)
@@ -68,6 +72,19 @@ fn parse_args(mut argv: Vec<String>) -> Result<Args, String> {
             }
             "--profile" => options.timing = true,
             "--trace-jit" => options.jit.trace = true,
+            "--jit-threshold" | "--osr-threshold" => {
+                let v = value(&flag)?;
+                let n = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("{flag} expects a positive number, got '{v}'"))?;
+                if flag == "--jit-threshold" {
+                    options.jit.call_threshold = n;
+                } else {
+                    options.jit.osr_threshold = n;
+                }
+            }
             "--deopt-stress" => {
                 let v = value("--deopt-stress")?;
                 options.jit.deopt_stress = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {

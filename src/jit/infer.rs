@@ -119,10 +119,16 @@ pub struct Env<'a> {
     pub feedback: Vec<u32>,
     /// Globals whose current value has an unboxed type, speculated to keep it.
     pub global_types: HashMap<u32, Ty>,
+    /// Whether compiled code may read and write globals in place (see
+    /// `Globals::layout_is_value`).
+    pub globals_in_place: bool,
     /// `CALLGLOBAL` instructions (by pc) whose callee is known.
     pub callees: HashMap<usize, Callee>,
     /// The result type assumed for a direct self-call.
     pub self_result: Ty,
+    /// For an OSR entry: the loop header where compiled code starts and the types of the
+    /// VM frame's registers there (else compiled code starts at pc 0 with `params`).
+    pub osr: Option<(usize, Vec<Ty>)>,
 }
 
 const INT_BIT: u32 = 1 << 2;
@@ -217,6 +223,9 @@ impl Env<'_> {
                 Const::Str(_) => one(Plan::Step, dst, Ty::Boxed),
             },
             Move { dst, src } if t(src).is_unboxed() => one(Plan::Native, dst, t(src)),
+            SetGlobal { src, .. } if t(src).is_unboxed() && self.globals_in_place => {
+                (Plan::Native, vec![])
+            }
             GetGlobal { dst, global } => match self.global_types.get(&global) {
                 Some(&ty) => one(Plan::Global(ty), dst, ty),
                 None => one(Plan::Step, dst, Ty::Boxed),
@@ -399,8 +408,15 @@ pub fn infer(env: &Env, live: &Liveness) -> Types {
             *slot = Ty::Boxed;
         }
     }
-    let mut work = vec![0usize];
-    states[0] = Some(mask(entry, live, 0));
+    let start = match &env.osr {
+        Some((header, types)) => {
+            entry = types.clone();
+            *header
+        }
+        None => 0,
+    };
+    let mut work = vec![start];
+    states[start] = Some(mask(entry, live, start));
     let mut returns = Ty::Dead;
     while let Some(pc) = work.pop() {
         let mut state = states[pc].clone().expect("queued states are set");

@@ -34,11 +34,32 @@ use crate::value::Value;
 use infer::{Callee, Env, Liveness, Plan, Ty, Types};
 use translate::{body_signature, CallTarget, FastCallSite, HelperRefs, Settings, Translator};
 
+/// The default `--jit-threshold` and `--osr-threshold` of `--tier auto`.
+pub const DEFAULT_CALL_THRESHOLD: u64 = 1000;
+pub const DEFAULT_OSR_THRESHOLD: u64 = 1000;
+
+impl Default for JitOptions {
+    /// `--tier jit`: everything compiled at its first call, no OSR needed.
+    fn default() -> Self {
+        JitOptions {
+            call_threshold: 0,
+            osr_threshold: 0,
+            deopt_stress: 0,
+            keep_ir: false,
+            trace: false,
+        }
+    }
+}
+
 /// Deopts a function may have; one more blacklists it.
 pub const MAX_DEOPTS: u32 = 3;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct JitOptions {
+    /// Calls after which a function is compiled (0: at its first call, `--tier jit`).
+    pub call_threshold: u64,
+    /// Back edges after which a running loop is entered in compiled code (0: never).
+    pub osr_threshold: u64,
     /// Every Nth guard fails on purpose (0: off).
     pub deopt_stress: u32,
     /// Keep the IR text of each compiled function (for `ruchydbg ir` and `:ir`).
@@ -65,6 +86,16 @@ pub enum EventKind {
     NotCompiled {
         signature: String,
         reason: String,
+    },
+    /// A loop entered in compiled code mid-run.
+    Osr {
+        line: u32,
+        iterations: u64,
+    },
+    CompiledOsr {
+        line: u32,
+        time: Duration,
+        bytes: usize,
     },
 }
 
@@ -109,6 +140,15 @@ impl fmt::Display for Event {
             EventKind::NotCompiled { signature, reason } => {
                 write!(f, "[jit] not compiled {name}{signature}: {reason}")
             }
+            EventKind::Osr { line, iterations } => write!(
+                f,
+                "[jit] OSR into {name} at line {line} after {iterations} iterations"
+            ),
+            EventKind::CompiledOsr { line, time, bytes } => write!(
+                f,
+                "[jit] compiled {name} (OSR entry at line {line}) in {} us, {bytes} bytes",
+                time.as_micros()
+            ),
         }
     }
 }
@@ -139,6 +179,11 @@ pub struct FunctionJit {
     slots: RefCell<Vec<(SigKey, Rc<Cell<usize>>)>>,
     /// Signatures that could not be compiled, with the reason.
     failed: RefCell<Vec<(SigKey, String)>>,
+    /// OSR entries by loop header pc (`None`: could not be compiled).
+    osr: RefCell<Vec<(usize, Option<Rc<CodeEntry>>)>>,
+    /// Dropped code: it may still be running in frames below (it is never freed, as
+    /// Cranelift cannot free one function), and it holds the addresses of what it keeps.
+    retired: RefCell<Vec<Rc<CodeEntry>>>,
     pub deopts: Cell<u32>,
     pub blacklisted: Cell<bool>,
 }
@@ -186,9 +231,25 @@ impl FunctionJit {
         s
     }
 
+    /// The OSR entry for the loop whose header is at `pc`: `Some(None)` when it could not
+    /// be compiled.
+    pub fn osr_entry(&self, pc: usize) -> Option<Option<usize>> {
+        self.osr
+            .borrow()
+            .iter()
+            .find(|o| o.0 == pc)
+            .map(|o| o.1.as_ref().map(|e| e.entry))
+    }
+
+    pub fn osr_entries(&self) -> Vec<(usize, Option<Rc<CodeEntry>>)> {
+        self.osr.borrow().clone()
+    }
+
     /// Drops every compiled version: callers fall back to the VM.
     fn drop_code(&self) {
-        self.entries.borrow_mut().clear();
+        let mut retired = self.retired.borrow_mut();
+        retired.append(&mut self.entries.borrow_mut());
+        retired.extend(self.osr.borrow_mut().drain(..).filter_map(|o| o.1));
         for (_, s) in self.slots.borrow().iter() {
             s.set(0);
         }
@@ -364,9 +425,11 @@ impl Jit {
                 count,
             },
         );
+        // The code's assumptions failed: drop it, so the next hot call compiles anew with
+        // what the VM has seen since; past the limit, the function stays in the VM.
+        proto.jit.drop_code();
         if count > MAX_DEOPTS && !proto.jit.blacklisted.get() {
             proto.jit.blacklisted.set(true);
-            proto.jit.drop_code();
             self.event(&proto.name, EventKind::Blacklisted { deopts: count });
         }
     }
@@ -384,7 +447,7 @@ impl Jit {
             return Err("not bytecode".into());
         };
         let proto = proto.clone();
-        let result = self.compile_proto(closure, &proto, key, globals);
+        let result = self.compile_proto(closure, &proto, key, globals, None);
         match &result {
             Ok(entry) => {
                 let e = entry.clone();
@@ -468,9 +531,76 @@ impl Jit {
             params,
             feedback: proto.counters.feedback.iter().map(Cell::get).collect(),
             global_types,
+            globals_in_place: self.globals_in_place,
             callees,
             self_result: Ty::Dead,
+            osr: None,
         }
+    }
+
+    /// Compiles an OSR entry of `closure`'s function at the loop header `header`, for the
+    /// types of the VM frame's registers `window` there (with `argc` arguments passed).
+    pub fn compile_osr(
+        &mut self,
+        closure: &Rc<Closure>,
+        header: usize,
+        argc: usize,
+        window: &[Value],
+        globals: &Globals,
+    ) -> Option<usize> {
+        let Code::Bytecode(proto) = &closure.code else {
+            return None;
+        };
+        let proto = proto.clone();
+        let live = Liveness::compute(&proto, argc);
+        let types: Vec<Ty> = window
+            .iter()
+            .enumerate()
+            .map(|(r, v)| {
+                if live.is_live(header, r) {
+                    Ty::of_type(v.type_of())
+                } else {
+                    Ty::Dead
+                }
+            })
+            .collect();
+        let arg_types: Vec<crate::value::Type> =
+            window[..argc].iter().map(Value::type_of).collect();
+        let key = crate::profile::key_of_types(&arg_types)?;
+        let line = proto.lines[header];
+        match self.compile_proto(closure, &proto, key, globals, Some((header, types))) {
+            Ok((entry, _)) => {
+                self.code_bytes += entry.code_bytes;
+                self.event(
+                    &proto.name,
+                    EventKind::CompiledOsr {
+                        line,
+                        time: entry.compile_time,
+                        bytes: entry.code_bytes,
+                    },
+                );
+                let address = entry.entry;
+                proto.jit.osr.borrow_mut().push((header, Some(entry)));
+                Some(address)
+            }
+            Err(reason) => {
+                proto.jit.osr.borrow_mut().push((header, None));
+                self.event(
+                    &proto.name,
+                    EventKind::NotCompiled {
+                        signature: format!(" (OSR entry at line {line})"),
+                        reason,
+                    },
+                );
+                None
+            }
+        }
+    }
+
+    /// Logs an entry into compiled code by OSR.
+    pub fn record_osr(&mut self, proto: &Proto, header: usize, iterations: u64) {
+        let line = proto.lines[header];
+        self.event(&proto.name, EventKind::Osr { line, iterations });
     }
 
     /// Infers types, first guessing what a self-call returns from the other returns, then
@@ -497,12 +627,19 @@ impl Jit {
         proto: &Proto,
         key: SigKey,
         globals: &Globals,
+        osr: Option<(usize, Vec<Ty>)>,
     ) -> Result<(Rc<CodeEntry>, usize), String> {
         let started = Instant::now();
         if let Some(reason) = unsupported(proto) {
             return Err(reason);
         }
         let mut env = self.environment(closure, proto, key, globals);
+        let osr_header = osr.as_ref().map(|o| o.0);
+        if osr.is_some() {
+            // Not the function's normal entry: its self-calls go through the code table.
+            env.key = 0;
+            env.osr = osr;
+        }
         if env.argc < proto.min_args || env.argc > proto.max_args {
             return Err("wrong number of arguments".into());
         }
@@ -510,18 +647,26 @@ impl Jit {
         let types = Self::infer(&mut env, &live);
 
         let call_conv = self.module.isa().default_call_conv();
-        let body_sig = body_signature(&env.params, call_conv);
+        let mut entry_sig = Signature::new(call_conv);
+        entry_sig.params = (0..4).map(|_| AbiParam::new(I64)).collect();
+        entry_sig.returns = (0..2).map(|_| AbiParam::new(I64)).collect();
+        let body_sig = match osr_header {
+            Some(_) => entry_sig.clone(),
+            None => body_signature(&env.params, call_conv),
+        };
         let body_id = self
             .module
             .declare_anonymous_function(&body_sig)
             .map_err(|e| e.to_string())?;
-        let mut entry_sig = Signature::new(call_conv);
-        entry_sig.params = (0..4).map(|_| AbiParam::new(I64)).collect();
-        entry_sig.returns = (0..2).map(|_| AbiParam::new(I64)).collect();
-        let entry_id = self
-            .module
-            .declare_anonymous_function(&entry_sig)
-            .map_err(|e| e.to_string())?;
+        // The entry from Rust (an OSR variant is called from Rust directly).
+        let entry_id = match osr_header {
+            Some(_) => None,
+            None => Some(
+                self.module
+                    .declare_anonymous_function(&entry_sig)
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
 
         let settings = Settings {
             max_depth: self.max_depth,
@@ -587,7 +732,10 @@ impl Jit {
                 );
             }
             let mut t = Translator::new(b, &env, &types, &live, helpers, calls, &settings);
-            t.entry(&env.params);
+            match osr_header {
+                Some(header) => t.entry_osr(header),
+                None => t.entry(&env.params),
+            }
             t.body();
             t.finish(self.module.target_config());
         }
@@ -612,44 +760,46 @@ impl Jit {
             .filter(|_| self.options.keep_ir);
 
         // The entry from Rust: loads the unboxed arguments from the registers.
-        self.module.clear_context(&mut self.ctx);
-        self.ctx.func.signature = entry_sig;
-        self.ctx.func.name = UserFuncName::user(0, entry_id.as_u32());
-        {
-            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
-            let block = b.create_block();
-            b.append_block_params_for_function_params(block);
-            b.switch_to_block(block);
-            let params = b.block_params(block).to_vec();
-            let mut args = params.clone();
-            for (i, ty) in env.params.iter().enumerate() {
-                if ty.is_unboxed() {
-                    let v = b.ins().load(
-                        translate::cl_type(*ty),
-                        MemFlagsData::trusted(),
-                        params[2],
-                        i as i32 * 16 + 8,
-                    );
-                    args.push(v);
-                }
-            }
-            let body = self.module.declare_func_in_func(body_id, b.func);
-            let call = b.ins().call(body, &args);
-            let results = b.inst_results(call).to_vec();
-            b.ins().return_(&results);
-            b.seal_all_blocks();
-            b.finalize(self.module.target_config());
-        }
-        if let Err(e) = self.module.define_function(entry_id, &mut self.ctx) {
+        if let Some(entry_id) = entry_id {
             self.module.clear_context(&mut self.ctx);
-            return Err(format!("code generation failed: {e:?}"));
+            self.ctx.func.signature = entry_sig;
+            self.ctx.func.name = UserFuncName::user(0, entry_id.as_u32());
+            {
+                let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
+                let block = b.create_block();
+                b.append_block_params_for_function_params(block);
+                b.switch_to_block(block);
+                let params = b.block_params(block).to_vec();
+                let mut args = params.clone();
+                for (i, ty) in env.params.iter().enumerate() {
+                    if ty.is_unboxed() {
+                        let v = b.ins().load(
+                            translate::cl_type(*ty),
+                            MemFlagsData::trusted(),
+                            params[2],
+                            i as i32 * 16 + 8,
+                        );
+                        args.push(v);
+                    }
+                }
+                let body = self.module.declare_func_in_func(body_id, b.func);
+                let call = b.ins().call(body, &args);
+                let results = b.inst_results(call).to_vec();
+                b.ins().return_(&results);
+                b.seal_all_blocks();
+                b.finalize(self.module.target_config());
+            }
+            if let Err(e) = self.module.define_function(entry_id, &mut self.ctx) {
+                self.module.clear_context(&mut self.ctx);
+                return Err(format!("code generation failed: {e:?}"));
+            }
         }
         self.module.clear_context(&mut self.ctx);
         self.module
             .finalize_definitions()
             .map_err(|e| format!("finalizing: {e}"))?;
-        let entry = self.module.get_finalized_function(entry_id) as usize;
         let body = self.module.get_finalized_function(body_id) as usize;
+        let entry = entry_id.map_or(body, |id| self.module.get_finalized_function(id) as usize);
         let code = CodeEntry {
             key,
             entry,

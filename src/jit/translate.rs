@@ -558,12 +558,42 @@ impl<'a, 'b> Translator<'a, 'b> {
         self.b.ins().brif(low, to_vm, &[], start, &[]);
     }
 
+    /// Emits the entry of an OSR variant: the VM frame's registers of unboxed type are
+    /// loaded from the window (guarded; a mismatch leaves the frame to the VM at the loop
+    /// header, where it already was), then the loop header.
+    pub fn entry_osr(&mut self, header: usize) {
+        let state = self.state(header).to_vec();
+        for (r, ty) in state.iter().enumerate() {
+            if !ty.is_unboxed() {
+                continue;
+            }
+            let r = r as Reg;
+            let tag = self.load_tag(r);
+            let ok = self.b.ins().icmp_imm_s(IntCC::Equal, tag, tag_of(*ty));
+            let fail = self.b.create_block();
+            let cont = self.b.create_block();
+            self.b.set_cold_block(fail);
+            self.b.ins().brif(ok, cont, &[], fail, &[]);
+            self.b.switch_to_block(fail);
+            // Nothing is unboxed yet: the window holds the whole frame.
+            self.deopt(&[], header, runtime::reason_expected(*ty), tag);
+            self.b.switch_to_block(cont);
+            let v = self.load_payload(r, cl_type(*ty));
+            self.set(r, *ty, v);
+        }
+        let start = self.block_for(header);
+        self.b.ins().jump(start, &[]);
+    }
+
     /// Translates every reachable instruction.
     pub fn body(&mut self) {
         let code = &self.env.proto.code;
         let n = code.len();
         let mut leaders = vec![false; n + 1];
         leaders[0] = true;
+        if let Some((header, _)) = &self.env.osr {
+            leaders[*header] = true;
+        }
         for (pc, op) in code.iter().enumerate() {
             let succ = successors(op, pc, self.env.argc);
             if succ != [pc + 1] {
@@ -682,6 +712,33 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.b.switch_to_block(cont);
                 let v = self.b.ins().load(cl_type(ty), flags(), base, offset + 8);
                 self.set(dst, ty, v);
+            }
+            SetGlobal { global, src } => {
+                // A scalar over a scalar is two stores; anything else (defining the global,
+                // overwriting a heap value or a function) is the VM's job.
+                let base = self
+                    .b
+                    .ins()
+                    .load(I64, flags(), self.ctx, offsets::GLOBALS_BASE);
+                let offset = global as i32 * 16;
+                let old = self.b.ins().load(I64, flags(), base, offset);
+                let scalar = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, old, 4);
+                let fast = self.b.create_block();
+                let slow = self.b.create_block();
+                let cont = self.b.create_block();
+                self.b.set_cold_block(slow);
+                self.b.ins().brif(scalar, fast, &[], slow, &[]);
+                self.b.switch_to_block(fast);
+                let v = self.get(src, t(src));
+                let bits = self.payload_bits(t(src), v);
+                let tag = self.iconst(tag_of(t(src)));
+                self.b.ins().store(flags(), tag, base, offset);
+                self.b.ins().store(flags(), bits, base, offset + 8);
+                self.b.ins().jump(cont, &[]);
+                self.b.switch_to_block(slow);
+                self.step(pc, &state);
+                self.b.ins().jump(cont, &[]);
+                self.b.switch_to_block(cont);
             }
             Add { dst, a, b }
             | Sub { dst, a, b }

@@ -30,6 +30,7 @@ impl<'a> Vm<'a> {
             counting: true,
             timing: None,
             jit: None,
+            osr_threshold: 0,
             level_offset: 0,
             pending_error: None,
             jit_ctx: JitCtx::default(),
@@ -40,6 +41,7 @@ impl<'a> Vm<'a> {
     pub fn set_jit(&mut self, jit: &'a mut Jit) {
         self.jit_ctx.stress_every = jit.options.deopt_stress as i64;
         self.jit_ctx.stress_left = jit.options.deopt_stress as i64;
+        self.osr_threshold = jit.options.osr_threshold;
         self.jit = Some(jit);
     }
 

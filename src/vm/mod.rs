@@ -79,6 +79,8 @@ pub struct Vm<'a> {
     cells: Vec<Upvalue>,
     /// The session's JIT, when compiled code may run.
     pub(crate) jit: Option<&'a mut Jit>,
+    /// Back edges of a loop after which it is entered in compiled code (0: never).
+    pub(crate) osr_threshold: u64,
     /// The error raised inside compiled code, until its caller collects it.
     pub(crate) pending_error: Option<Error>,
     /// What compiled code reads about this VM (see `jit::runtime`).
@@ -264,6 +266,47 @@ impl<'a> Vm<'a> {
                             )
                         }
                     }
+                }};
+            }
+
+            // Ends the running frame with its result (`int_result`, else `v`): back to the
+            // caller's frame, or out of `execute` for the entry frame. The registers have
+            // been cleared already.
+            macro_rules! finish_frame {
+                ($int_result:expr, $v:expr) => {{
+                    let int_result: Option<i64> = $int_result;
+                    let v: Value = $v;
+                    self.cells.truncate(cell_base);
+                    if self.depth == entry_depth {
+                        flush_edges!();
+                        return Ok(match int_result {
+                            Some(i) => Value::Int(i),
+                            None => v,
+                        });
+                    }
+                    if COUNT {
+                        if let Some(t) = &mut self.timing {
+                            t.leave(self.depth);
+                        }
+                    }
+                    let result_heap = is_heap(&v);
+                    match int_result {
+                        Some(i) => set_int(&mut self.stack[ret], i),
+                        None => put(&mut self.stack[ret], v),
+                    }
+                    self.depth -= 1;
+                    let caller = &mut self.frames[self.depth];
+                    next = caller.closure.take().expect("a suspended caller");
+                    next_heap = caller.heap || result_heap;
+                    (base, pc, cell_base, argc, ret) = (
+                        caller.base,
+                        caller.pc,
+                        caller.cell_base,
+                        caller.argc,
+                        caller.ret,
+                    );
+                    flush_edges!();
+                    continue 'frames;
                 }};
             }
 
@@ -725,6 +768,32 @@ impl<'a> Vm<'a> {
                                 edge_loop = id;
                             }
                             edge_count += 1;
+                            // On-stack replacement: a hot loop continues in compiled code,
+                            // which finishes the whole frame.
+                            if self.osr_threshold != 0 {
+                                let loop_counters = &proto.counters.loops[id as usize];
+                                let total = loop_counters.iterations.get() + edge_count;
+                                if total >= self.osr_threshold {
+                                    let header = target as usize;
+                                    let entry = crate::tiering::osr_entry(
+                                        self.jit.as_deref_mut(),
+                                        self.globals,
+                                        regs,
+                                        &closure,
+                                        argc,
+                                        header,
+                                        total,
+                                    );
+                                    if let Some(entry) = entry {
+                                        flush_edges!();
+                                        let level = self.depth + self.level_offset;
+                                        let v = self.call_compiled(entry, &closure, base, level)?;
+                                        let window = base..base + proto.num_regs as usize;
+                                        self.stack[window].iter_mut().for_each(clear);
+                                        finish_frame!(None, v);
+                                    }
+                                }
+                            }
                         }
                         if self.limits.interrupted() {
                             fail!(ErrorKind::Interrupted);
@@ -856,37 +925,7 @@ impl<'a> Vm<'a> {
                                 clear(slot);
                             }
                         }
-                        self.cells.truncate(cell_base);
-                        if self.depth == entry_depth {
-                            flush_edges!();
-                            return Ok(match int_result {
-                                Some(i) => Value::Int(i),
-                                None => v,
-                            });
-                        }
-                        if COUNT {
-                            if let Some(t) = &mut self.timing {
-                                t.leave(self.depth);
-                            }
-                        }
-                        let result_heap = is_heap(&v);
-                        match int_result {
-                            Some(i) => set_int(&mut self.stack[ret], i),
-                            None => put(&mut self.stack[ret], v),
-                        }
-                        self.depth -= 1;
-                        let caller = &mut self.frames[self.depth];
-                        next = caller.closure.take().expect("a suspended caller");
-                        next_heap = caller.heap || result_heap;
-                        (base, pc, cell_base, argc, ret) = (
-                            caller.base,
-                            caller.pc,
-                            caller.cell_base,
-                            caller.argc,
-                            caller.ret,
-                        );
-                        flush_edges!();
-                        continue 'frames;
+                        finish_frame!(int_result, v);
                     }
                     Op::ArgGiven { param, target } => {
                         if argc > param as usize {
