@@ -239,7 +239,13 @@ impl Session {
 
     /// The profile of everything run so far in this session.
     pub fn profile_report(&self, thresholds: Thresholds) -> Report {
-        Report::build(&self.scripts, self.timing, self.run_time, thresholds)
+        Report::build(
+            &self.scripts,
+            self.timing,
+            self.run_time,
+            thresholds,
+            self.jit.is_some(),
+        )
     }
 
     /// Forgets every count and time gathered so far.

@@ -23,6 +23,9 @@ USAGE:
         --hot-calls N    (1000)          ...or more than N calls
         --stable S       (0.8)           stable: top signature's share of calls above S
         --osr-iterations N (1000)        OSR candidate: more than N iterations per entry
+        --tier auto|vm   (auto)          run with tiering (the report says where each
+                                         function ended and why; time spent in compiled
+                                         code counts for its VM caller) or in the VM only
     ruchydbg benchmark FILE [OPTIONS]    run FILE under each tier; median and spread
         --tiers ast,vm   (all built)     tiers to compare
         --runs N         (5)             runs per tier
@@ -211,6 +214,7 @@ fn hotspots(args: &[String]) -> ExitCode {
             "--hot-calls",
             "--stable",
             "--osr-iterations",
+            "--tier",
         ],
         &["--json", "--show-output"],
     );
@@ -221,8 +225,16 @@ fn hotspots(args: &[String]) -> ExitCode {
     let mut thresholds = Thresholds::default();
     let mut json = false;
     let mut show_output = false;
+    let mut tier = Tier::Auto;
     for (name, v) in &flags {
         let r = match name.as_str() {
+            "--tier" => match Tier::parse(v) {
+                Some(t @ (Tier::Vm | Tier::Auto)) => {
+                    tier = t;
+                    Ok(())
+                }
+                _ => Err(format!("--tier for hotspots is vm or auto, got '{v}'")),
+            },
             "--hot-percent" => number(name, v).map(|x| thresholds.hot_percent = x),
             "--hot-calls" => number(name, v).map(|x| thresholds.hot_calls = x),
             "--stable" => number(name, v).map(|x| thresholds.stable = x),
@@ -245,7 +257,7 @@ fn hotspots(args: &[String]) -> ExitCode {
         Err(code) => return code,
     };
     let options = Options {
-        tier: Tier::Vm,
+        tier,
         timing: true,
         ..Options::default()
     };
@@ -287,6 +299,8 @@ struct TierResult {
     tier: Tier,
     runs: Vec<Duration>,
     compile: Vec<Duration>,
+    /// Where each function ended (label, tier and why), for the tiers that compile.
+    ended: Vec<(String, String)>,
 }
 
 fn median(v: &[Duration]) -> Duration {
@@ -343,6 +357,7 @@ fn benchmark(args: &[String]) -> ExitCode {
             tier,
             runs: Vec::new(),
             compile: Vec::new(),
+            ended: Vec::new(),
         };
         for i in 0..runs {
             eprint!("\r{} run {}/{} ...   ", tier.name(), i + 1, runs);
@@ -357,18 +372,35 @@ fn benchmark(args: &[String]) -> ExitCode {
                     let started = Instant::now();
                     let result = session.run_program(&name, &text);
                     let total = started.elapsed();
+                    let ended: Vec<(String, String)> = match session.jit {
+                        Some(_) => ruchy_jit::profile::report::all_protos(&session.scripts)
+                            .iter()
+                            .filter(|p| p.counters.calls.get() > 0)
+                            .map(|p| {
+                                let label = if p.line == 0 {
+                                    "(top level)".to_string()
+                                } else {
+                                    format!("{}:{}", p.name, p.line)
+                                };
+                                (label, ruchy_jit::jit::tier_of(p))
+                            })
+                            .collect(),
+                        None => Vec::new(),
+                    };
                     match result {
                         Ok(_) => Ok((
                             total.saturating_sub(session.compile_time),
                             session.compile_time,
+                            ended,
                         )),
                         Err(e) => Err(session.render_error(&e, false)),
                     }
                 });
             match outcome {
-                Ok((run, compile)) => {
+                Ok((run, compile, ended)) => {
                     r.runs.push(run);
                     r.compile.push(compile);
+                    r.ended = ended;
                 }
                 Err(msg) => {
                     eprintln!(
@@ -391,15 +423,27 @@ fn benchmark(args: &[String]) -> ExitCode {
             .iter()
             .map(|r| {
                 let m = median(&r.runs);
+                let ended: Vec<String> = r
+                    .ended
+                    .iter()
+                    .map(|(f, t)| {
+                        format!(
+                            "{{\"function\":{},\"tier\":{}}}",
+                            ruchy_jit::profile::report::json_str(f),
+                            ruchy_jit::profile::report::json_str(t)
+                        )
+                    })
+                    .collect();
                 format!(
-                    "{{\"tier\":\"{}\",\"runs\":{},\"median_s\":{:.6},\"min_s\":{:.6},\"max_s\":{:.6},\"compile_median_s\":{:.6},\"speedup_over_ast\":{}}}",
+                    "{{\"tier\":\"{}\",\"runs\":{},\"median_s\":{:.6},\"min_s\":{:.6},\"max_s\":{:.6},\"compile_median_s\":{:.6},\"speedup_over_ast\":{},\"functions\":[{}]}}",
                     r.tier.name(),
                     r.runs.len(),
                     m.as_secs_f64(),
                     r.runs.iter().min().copied().unwrap_or_default().as_secs_f64(),
                     r.runs.iter().max().copied().unwrap_or_default().as_secs_f64(),
                     median(&r.compile).as_secs_f64(),
-                    baseline.map_or("null".to_string(), |b| format!("{:.3}", b.as_secs_f64() / m.as_secs_f64()))
+                    baseline.map_or("null".to_string(), |b| format!("{:.3}", b.as_secs_f64() / m.as_secs_f64())),
+                    ended.join(",")
                 )
             })
             .collect();
@@ -432,6 +476,15 @@ fn benchmark(args: &[String]) -> ExitCode {
                 b.as_secs_f64() / m.as_secs_f64()
             ))
         );
+    }
+    for r in results.iter().filter(|r| !r.ended.is_empty()) {
+        println!(
+            "\nwhere each function ended under --tier {}:",
+            r.tier.name()
+        );
+        for (function, tier) in &r.ended {
+            println!("  {function:<20} {tier}");
+        }
     }
     ExitCode::SUCCESS
 }

@@ -81,6 +81,8 @@ impl Ty {
 pub struct Callee {
     pub closure: Rc<Closure>,
     pub proto: Rc<Proto>,
+    /// Result types inferred for the callee's signatures when it is not compiled yet.
+    pub hints: std::cell::RefCell<HashMap<SigKey, Ty>>,
 }
 
 /// How one instruction is compiled.
@@ -144,6 +146,11 @@ impl Env<'_> {
         }
         if let Some(t) = callee.proto.jit.return_type(key) {
             return t;
+        }
+        if let Some(&t) = callee.hints.borrow().get(&key) {
+            if t != Ty::Boxed {
+                return t;
+            }
         }
         // The profile: one return type seen so far.
         let bits = callee.proto.counters.return_types.get();

@@ -317,6 +317,43 @@ pub fn describe_code(proto: &Proto) -> String {
     out
 }
 
+/// Where a function ended: in compiled code (which versions) or in the VM, and why. For
+/// `ruchydbg hotspots` and the REPL's `:profile`.
+pub fn tier_of(proto: &Proto) -> String {
+    let jit = &proto.jit;
+    if jit.blacklisted.get() {
+        return format!("vm: blacklisted after {} deopts", jit.deopts.get());
+    }
+    let mut parts = Vec::new();
+    let entries = jit.entries();
+    if !entries.is_empty() {
+        let versions: Vec<String> = entries.iter().map(|e| e.signature.clone()).collect();
+        parts.push(format!("jit {}", versions.join(" ")));
+    }
+    for (pc, entry) in jit.osr_entries() {
+        if entry.is_some() {
+            parts.push(format!("jit: OSR entry at line {}", proto.lines[pc]));
+        }
+    }
+    if !parts.is_empty() {
+        return parts.join("; ");
+    }
+    if let Some((key, reason)) = jit.failures().first() {
+        return format!(
+            "vm: {}{} not compiled: {reason}",
+            proto.name,
+            signature_text(*key)
+        );
+    }
+    match jit.deopts.get() {
+        0 if proto.line == 0 => {
+            "vm: the top level runs once (its loops may enter compiled code)".to_string()
+        }
+        0 => "vm: not hot (or not type-stable) enough to compile".to_string(),
+        n => format!("vm: code dropped after {n} deopt(s), not compiled again"),
+    }
+}
+
 /// The reason a function is left to the VM, if it cannot be compiled at all.
 pub fn unsupported(proto: &Proto) -> Option<String> {
     if proto.num_cells > 0 || !proto.captured_params.is_empty() {
@@ -516,6 +553,7 @@ impl Jit {
                             Callee {
                                 closure: c.clone(),
                                 proto: p.clone(),
+                                hints: Default::default(),
                             },
                         );
                     }
@@ -621,6 +659,21 @@ impl Jit {
         infer::infer(env, live)
     }
 
+    /// What `callee` returns for signature `key`, by inferring its types (its own callees
+    /// count as returning anything, unless compiled). Only a hint: the call checks it.
+    fn callee_result(&self, callee: &Callee, key: SigKey, globals: &Globals) -> Ty {
+        if unsupported(&callee.proto).is_some() {
+            return Ty::Boxed;
+        }
+        let mut env = self.environment(&callee.closure, &callee.proto, key, globals);
+        env.callees.clear();
+        let live = Liveness::compute(&callee.proto, env.argc);
+        match Self::infer(&mut env, &live).returns {
+            Ty::Dead => Ty::Boxed,
+            t => t,
+        }
+    }
+
     fn compile_proto(
         &mut self,
         closure: &Rc<Closure>,
@@ -644,7 +697,38 @@ impl Jit {
             return Err("wrong number of arguments".into());
         }
         let live = Liveness::compute(proto, env.argc);
-        let types = Self::infer(&mut env, &live);
+        let mut types = Self::infer(&mut env, &live);
+        // Callees not compiled yet: infer what they return for the signatures called with,
+        // then infer again with those results (a few rounds, as results type more calls).
+        for _ in 0..3 {
+            let mut learned = false;
+            for (pc, state) in types.states.iter().enumerate() {
+                let Some(state) = state else { continue };
+                let (
+                    Plan::FastCall {
+                        key, direct: false, ..
+                    },
+                    _,
+                ) = env.decide(pc, state)
+                else {
+                    continue;
+                };
+                let callee = &env.callees[&pc];
+                if callee.proto.jit.return_type(key).is_some()
+                    || callee.hints.borrow().contains_key(&key)
+                {
+                    continue;
+                }
+                let t = self.callee_result(callee, key, globals);
+                callee.hints.borrow_mut().insert(key, t);
+                learned |= t != Ty::Boxed;
+            }
+            if !learned {
+                break;
+            }
+            env.self_result = Ty::Dead;
+            types = Self::infer(&mut env, &live);
+        }
 
         let call_conv = self.module.isa().default_call_conv();
         let mut entry_sig = Signature::new(call_conv);

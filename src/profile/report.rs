@@ -54,6 +54,8 @@ pub struct FunctionReport {
     pub candidate: bool,
     /// Why it is (or is not) a JIT candidate.
     pub reason: String,
+    /// Where it ended: compiled code (which versions) or the VM, and why.
+    pub tier: String,
 }
 
 impl FunctionReport {
@@ -122,6 +124,7 @@ impl Report {
         timed: bool,
         run_time: Duration,
         thresholds: Thresholds,
+        jit_on: bool,
     ) -> Report {
         let mut functions = Vec::new();
         let mut loops = Vec::new();
@@ -245,6 +248,11 @@ impl Report {
                 return_types: type_bits_text(c.return_types.get()),
                 candidate,
                 reason,
+                tier: if jit_on {
+                    crate::jit::tier_of(&p)
+                } else {
+                    "vm (the JIT was off)".to_string()
+                },
             });
         }
         if timed {
@@ -391,6 +399,14 @@ impl Report {
         }
         let _ = writeln!(
             out,
+            "\n{}",
+            head("Tiers (where each function ended, and why)")
+        );
+        for f in &self.functions {
+            let _ = writeln!(out, "  {:<20} {}", f.label(), f.tier);
+        }
+        let _ = writeln!(
+            out,
             "\n{} (> {} iterations per entry)",
             head("OSR candidates"),
             self.thresholds.osr_iterations
@@ -438,7 +454,7 @@ impl Report {
                 .collect();
             let _ = write!(
                 out,
-                "{{\"name\":{},\"line\":{},\"calls\":{},\"total_ns\":{},\"self_ns\":{},\"percent\":{},\"stability\":{:.6},\"signatures\":[{}],\"other_signatures\":{},\"return_types\":{},\"jit_candidate\":{},\"reason\":{}}}",
+                "{{\"name\":{},\"line\":{},\"calls\":{},\"total_ns\":{},\"self_ns\":{},\"percent\":{},\"stability\":{:.6},\"signatures\":[{}],\"other_signatures\":{},\"return_types\":{},\"jit_candidate\":{},\"reason\":{},\"tier\":{}}}",
                 json_str(&f.name),
                 f.line,
                 f.calls,
@@ -450,7 +466,8 @@ impl Report {
                 f.other_signatures,
                 json_str(&f.return_types),
                 f.candidate,
-                json_str(&f.reason)
+                json_str(&f.reason),
+                json_str(&f.tier)
             );
         }
         out.push_str("],\"loops\":[");
