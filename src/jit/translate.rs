@@ -128,6 +128,10 @@ pub struct Translator<'a, 'b> {
     spill_capacity: usize,
     /// Whether the frame ever keeps a value in its window (then it is cleared on return).
     uses_window: bool,
+    /// Loop-invariant int multiplications computed once at their loop's entry:
+    /// pc -> (the `LOOPENTER` pc, product and overflow variables, whether an OSR entry
+    /// jumps into that loop, and then computes them too).
+    hoisted: std::collections::HashMap<usize, (usize, Variable, Variable, bool)>,
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
@@ -189,6 +193,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             spill_slot: None,
             spill_capacity: live.max_live().min(regs),
             uses_window,
+            hoisted: std::collections::HashMap::new(),
         }
     }
 
@@ -529,6 +534,7 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     /// Emits the entry: stack checks, locals that start as nil, the parameters.
     pub fn entry(&mut self, params: &[Ty]) {
+        self.plan_hoisting();
         let proto = self.env.proto;
 
         // Unboxed parameters.
@@ -562,6 +568,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// loaded from the window (guarded; a mismatch leaves the frame to the VM at the loop
     /// header, where it already was), then the loop header.
     pub fn entry_osr(&mut self, header: usize) {
+        self.plan_hoisting();
         let state = self.state(header).to_vec();
         for (r, ty) in state.iter().enumerate() {
             if !ty.is_unboxed() {
@@ -581,8 +588,93 @@ impl<'a, 'b> Translator<'a, 'b> {
             let v = self.load_payload(r, cl_type(*ty));
             self.set(r, *ty, v);
         }
+        self.compute_hoisted(|h| h.3);
         let start = self.block_for(header);
         self.b.ins().jump(start, &[]);
+    }
+
+    /// Computes the hoisted products `which` selects, from the operands' variables here.
+    fn compute_hoisted(&mut self, which: impl Fn(&(usize, Variable, Variable, bool)) -> bool) {
+        let mine: Vec<(usize, Variable, Variable)> = self
+            .hoisted
+            .iter()
+            .filter(|(_, h)| which(h))
+            .map(|(at, h)| (*at, h.1, h.2))
+            .collect();
+        for (at, product, overflow) in mine {
+            let (a, b) = match self.env.proto.code[at] {
+                Op::Mul { a, b, .. } => (a, Some(b)),
+                Op::MulI { a, .. } => (a, None),
+                _ => unreachable!("only products are hoisted"),
+            };
+            let x = self.get(a, Ty::Int);
+            let y = match (b, self.env.proto.code[at]) {
+                (Some(b), _) => self.get(b, Ty::Int),
+                (None, Op::MulI { imm, .. }) => self.iconst(imm as i64),
+                _ => unreachable!("a product has a second operand"),
+            };
+            let (r, over) = self.b.ins().smul_overflow(x, y);
+            self.b.def_var(product, r);
+            self.b.def_var(overflow, over);
+        }
+    }
+
+    /// Finds int products whose operands no instruction of a loop writes, and assigns
+    /// each to the outermost such loop: its entry computes them once (`LOOPENTER`).
+    fn plan_hoisting(&mut self) {
+        use std::collections::HashSet;
+        let code = &self.env.proto.code;
+        // (entry pc, header, back edge pc) of every loop, outermost first.
+        let mut loops = Vec::new();
+        for (pc, op) in code.iter().enumerate() {
+            if let Op::BackEdge { id, target } = *op {
+                let header = target as usize;
+                if header > 0 && code[header - 1] == (Op::LoopEnter { id }) {
+                    loops.push((header - 1, header, pc));
+                }
+            }
+        }
+        loops.sort_by_key(|l| std::cmp::Reverse(l.2 - l.1));
+        let osr_header = self.env.osr.as_ref().map(|o| o.0);
+        for (enter, header, back) in loops {
+            // A loop an OSR entry jumps into does not pass its entry this time: the OSR
+            // entry computes its products too, from the types it starts with.
+            let midway = osr_header.filter(|h| (header..=back).contains(h));
+            let Some(entry_state) = (match midway {
+                Some(h) => self.types.states[h].as_deref(),
+                None => self.types.states[enter].as_deref(),
+            }) else {
+                continue;
+            };
+            let entry_state = entry_state.to_vec();
+            let written: HashSet<Reg> = (header..=back)
+                .flat_map(|pc| crate::bytecode::dataflow::defs(&code[pc], self.env.proto))
+                .collect();
+            for (pc, op) in code.iter().enumerate().take(back + 1).skip(header) {
+                if self.hoisted.contains_key(&pc) {
+                    continue;
+                }
+                let Some(state) = self.types.states[pc].as_deref() else {
+                    continue;
+                };
+                let operands = match *op {
+                    Op::Mul { a, b, .. } => vec![a, b],
+                    Op::MulI { a, .. } => vec![a],
+                    _ => continue,
+                };
+                let invariant = operands.iter().all(|r| {
+                    !written.contains(r)
+                        && state[*r as usize] == Ty::Int
+                        && entry_state[*r as usize] == Ty::Int
+                });
+                if invariant && self.env.decide(pc, state).0 == Plan::Native {
+                    let product = self.b.declare_var(I64);
+                    let overflow = self.b.declare_var(I8);
+                    self.hoisted
+                        .insert(pc, (enter, product, overflow, midway.is_some()));
+                }
+            }
+        }
     }
 
     /// Translates every reachable instruction.
@@ -815,7 +907,12 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.branch_on(truthy, jump_when_truthy, &out, pc, target as usize);
                 return false;
             }
-            LoopEnter { .. } | LoopExit { .. } => {}
+            LoopEnter { .. } => {
+                // Compute the loop's invariant products here; their overflow is still
+                // raised at the instruction itself, in order.
+                self.compute_hoisted(|h| h.0 == pc);
+            }
+            LoopExit { .. } => {}
             BackEdge { target, .. } => {
                 // Poll the interrupt flag; when set, the VM's BACKEDGE raises it.
                 let flag = self.iconst(self.settings.interrupt_flag as i64);
@@ -1093,10 +1190,17 @@ impl<'a, 'b> Translator<'a, 'b> {
                     let (r, over) = self.b.ins().ssub_overflow(x, y);
                     checked(self, r, over)
                 }
-                Mul { .. } | MulI { .. } => {
-                    let (r, over) = self.b.ins().smul_overflow(x, y);
-                    checked(self, r, over)
-                }
+                Mul { .. } | MulI { .. } => match self.hoisted.get(&pc) {
+                    Some(&(_, product, overflow, _)) => {
+                        let r = self.b.use_var(product);
+                        let over = self.b.use_var(overflow);
+                        checked(self, r, over)
+                    }
+                    None => {
+                        let (r, over) = self.b.ins().smul_overflow(x, y);
+                        checked(self, r, over)
+                    }
+                },
                 Div { .. } | Mod { .. } | ModI { .. } => {
                     let zero = self.b.ins().icmp_imm_s(IntCC::Equal, y, 0);
                     let min = self.b.ins().icmp_imm_s(IntCC::Equal, x, i64::MIN);
