@@ -160,13 +160,35 @@ impl Write for Captured {
 /// watchdog had to interrupt it (then its output depends on timing).
 type Outcome = Option<(Vec<u8>, Option<(String, u32, u32)>)>;
 
+/// An engine configuration: a tier, and for `auto` low thresholds (functions compile at
+/// their second call, loops enter compiled code after one iteration) so that random
+/// programs move between the VM and compiled code mid-run.
+#[derive(Clone, Copy)]
+struct Config {
+    tier: Tier,
+    eager_tiering: bool,
+}
+
+impl Config {
+    fn name(self) -> String {
+        match self.eager_tiering {
+            true => format!("{} --jit-threshold 1 --osr-threshold 1", self.tier.name()),
+            false => self.tier.name().to_string(),
+        }
+    }
+}
+
 /// Runs one input on a fresh session; panics propagate to the caller.
-fn run_one(src: &str, tier: Tier) -> Outcome {
-    let options = Options {
-        tier,
+fn run_one(src: &str, config: Config) -> Outcome {
+    let mut options = Options {
+        tier: config.tier,
         max_depth: 2_000,
         ..Options::default()
     };
+    if config.eager_tiering {
+        options.jit.call_threshold = 1;
+        options.jit.osr_threshold = 1;
+    }
     let src = src.to_string();
     ruchy_jit::stack::run_with_stack(64 << 20, move || {
         let out = Captured::default();
@@ -202,9 +224,17 @@ fn random_and_mutated_inputs_never_panic_and_every_tier_agrees() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(3000);
     let mut rng = Rng(seed.max(1));
-    let tiers: Vec<Tier> = [Tier::Ast, Tier::Vm, Tier::Jit, Tier::Auto]
+    let tiers: Vec<Config> = [Tier::Ast, Tier::Vm, Tier::Jit, Tier::Auto]
         .into_iter()
         .filter(|t| t.available().is_ok())
+        .map(|tier| Config {
+            tier,
+            eager_tiering: false,
+        })
+        .chain(Tier::Auto.available().is_ok().then_some(Config {
+            tier: Tier::Auto,
+            eager_tiering: true,
+        }))
         .collect();
     let mut compared = 0;
     for i in 0..count {
