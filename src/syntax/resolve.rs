@@ -263,8 +263,10 @@ impl Resolver<'_> {
                 body,
                 loop_id,
             } => {
-                *loop_id = self.enter_loop(label.clone());
+                // The condition is not inside the loop: a `break` there is misplaced, as
+                // in the reference.
                 self.expr(cond)?;
+                *loop_id = self.enter_loop(label.clone());
                 let r = self.expr(body);
                 self.cur().loops.pop();
                 r
