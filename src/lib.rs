@@ -14,6 +14,7 @@ pub mod jit;
 pub mod limits;
 pub mod ops;
 pub mod profile;
+pub mod repl;
 pub mod session;
 pub mod stack;
 pub mod syntax;

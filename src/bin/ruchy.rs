@@ -12,7 +12,7 @@ ruchy - a tiered engine (tree-walker, bytecode VM, Cranelift JIT) for the Ruchy 
 USAGE:
     ruchy run FILE [OPTIONS]     run a program (calls main() if it defines it and did not call it)
     ruchy -e CODE [OPTIONS]      evaluate code; prints the final value when it is not nil
-    ruchy repl [OPTIONS]         the interactive REPL (also: ruchy with no arguments); not built yet
+    ruchy repl [OPTIONS]         the interactive REPL (also: ruchy with no arguments)
     ruchy --help | --version
 
 OPTIONS:
@@ -141,8 +141,15 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Repl => {
-            eprintln!("ruchy: the REPL is not built yet; use 'ruchy run FILE' or 'ruchy -e CODE'");
-            ExitCode::from(2)
+            let stack = ruchy_jit::stack::stack_size_for(args.options.max_depth);
+            let options = args.options;
+            match ruchy_jit::stack::run_with_stack(stack, move || ruchy_jit::repl::run(options)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(msg) => {
+                    eprintln!("ruchy: {msg}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Run(file) => {
             let text = match std::fs::read_to_string(&file) {

@@ -1,0 +1,348 @@
+//! The REPL: one long-lived session (definitions, profiles and compiled code accumulate
+//! across inputs), with meta-commands that show each tier.
+//!
+//! Input is read with rustyline on a terminal (history in `~/.ruchy_history`), or line by
+//! line from a pipe (no banner, no prompt, the same echo). An input the parser finds
+//! unfinished at its end (`fun f(n) {`, `let v = [1,`) waits for more lines.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Instant;
+
+use crate::error::ErrorKind;
+use crate::session::{Options, Session};
+use crate::value::Value;
+
+/// The meta-commands, with their help lines.
+const COMMANDS: &[(&str, &str)] = &[
+    (":help", "this list"),
+    (":quit", "leave (also Ctrl-D)"),
+    (
+        ":profile",
+        "every function: calls, tier, signatures (:profile on|off|reset)",
+    ),
+    (
+        ":bytecode",
+        ":bytecode NAME - the disassembly of a function",
+    ),
+    (
+        ":ir",
+        ":ir NAME - the Cranelift IR and machine code it was compiled to",
+    ),
+    (
+        ":deopts",
+        "every deopt with line and reason, and the blacklist",
+    ),
+    (
+        ":trace",
+        ":trace on|off - a line for each JIT event as it happens",
+    ),
+    (":vars", "the session's globals and their values"),
+    (":type", ":type EXPR - the type of a value"),
+    (":time", ":time EXPR - evaluate and print how long it took"),
+    (":load", ":load FILE - run a file in this session"),
+    (":reset", "forget everything: a fresh session"),
+];
+
+pub struct Repl {
+    session: Session,
+    options: Options,
+    color: bool,
+}
+
+/// Whether `text` is an unfinished input: the parser (not a count of braces) stopped at
+/// its very end.
+fn unfinished(text: &str) -> bool {
+    let mut sources = crate::syntax::source::SourceMap::default();
+    let id = sources.add("<input>", text);
+    match crate::syntax::parser::parse_program(text, id, "<input>") {
+        Err(e) => {
+            matches!(e.kind, ErrorKind::Syntax(_)) && e.span.lo as usize >= text.trim_end().len()
+        }
+        Ok(_) => false,
+    }
+}
+
+impl Repl {
+    pub fn new(mut options: Options) -> Result<Repl, String> {
+        options.jit.keep_ir = true;
+        // A one-line notice when something compiles mid-session (`:trace off` silences it).
+        options.jit.trace = true;
+        let session = Session::new(&options, Box::new(std::io::stdout()))?;
+        Ok(Repl {
+            session,
+            options,
+            color: std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        })
+    }
+
+    /// Evaluates one complete input (code or a meta-command); returns false to leave.
+    pub fn input(&mut self, text: &str) -> bool {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return true;
+        }
+        if trimmed.starts_with(':') {
+            return self.command(trimmed);
+        }
+        self.eval(text);
+        true
+    }
+
+    fn eval(&mut self, text: &str) {
+        self.session.limits.clear_interrupt();
+        match self.session.eval("<repl>", text) {
+            Ok(Value::Nil) => {}
+            Ok(v) => println!("{}", v.display()),
+            Err(e) => self.error(&e),
+        }
+        let _ = std::io::stdout().flush();
+    }
+
+    fn error(&mut self, e: &crate::error::Error) {
+        self.session.flush();
+        eprint!("{}", self.session.render_error(e, self.color));
+    }
+
+    fn command(&mut self, line: &str) -> bool {
+        let (name, arg) = match line.split_once(char::is_whitespace) {
+            Some((n, a)) => (n, a.trim()),
+            None => (line, ""),
+        };
+        match name {
+            ":quit" | ":q" | ":exit" => return false,
+            ":help" | ":h" => {
+                for (c, help) in COMMANDS {
+                    println!("  {c:<10} {help}");
+                }
+            }
+            ":profile" => match arg {
+                "on" => {
+                    self.session.timing = true;
+                    println!("timing on");
+                }
+                "off" => {
+                    self.session.timing = false;
+                    println!("timing off");
+                }
+                "reset" => {
+                    self.session.reset_profile();
+                    println!("profile reset");
+                }
+                _ => {
+                    let mut report = self.session.profile_report(Default::default());
+                    // Each input is a top level of its own: only functions are of interest.
+                    report.functions.retain(|f| f.line != 0);
+                    print!("{}", report.text(self.color));
+                }
+            },
+            ":bytecode" => match self.function(arg) {
+                Some(p) => {
+                    let names = |g: u32| self.session.globals.name(g).to_string();
+                    let mut out = String::new();
+                    crate::bytecode::op::disassemble(&p, &names, &mut out);
+                    print!("{out}");
+                }
+                None => self.no_function(arg),
+            },
+            ":ir" => match self.function(arg) {
+                Some(p) => print!("{}", crate::jit::describe_code(&p)),
+                None => self.no_function(arg),
+            },
+            ":deopts" => self.deopts(),
+            ":trace" => match (arg, &mut self.session.jit) {
+                ("on" | "off", Some(jit)) => {
+                    jit.options.trace = arg == "on";
+                    println!("JIT trace {arg}");
+                }
+                (_, None) => println!("the JIT is off in this tier"),
+                _ => println!("usage: :trace on|off"),
+            },
+            ":vars" => {
+                let builtins: Vec<&str> = crate::builtins::Builtin::ALL
+                    .iter()
+                    .map(|b| b.name())
+                    .collect();
+                for name in self.session.globals.defined_names() {
+                    if builtins.contains(&&*name) {
+                        continue;
+                    }
+                    let id = self.session.globals.lookup(&name).expect("defined");
+                    if let Some(v) = self.session.globals.get(id) {
+                        println!("  {name} = {}", v.display());
+                    }
+                }
+            }
+            ":type" | ":time" if arg.is_empty() => println!("usage: {name} EXPR"),
+            ":type" => match self.session.eval("<repl>", arg) {
+                Ok(v) => println!("{}", v.type_of().name()),
+                Err(e) => self.error(&e),
+            },
+            ":time" => {
+                let started = Instant::now();
+                self.eval(arg);
+                println!("({:.3} ms)", started.elapsed().as_secs_f64() * 1e3);
+            }
+            ":load" => match std::fs::read_to_string(arg) {
+                Ok(text) => {
+                    if let Err(e) = self.session.run_program(arg, &text) {
+                        self.error(&e);
+                    }
+                    self.session.flush();
+                }
+                Err(e) => println!("cannot read {arg}: {e}"),
+            },
+            ":reset" => match Session::new(&self.options, Box::new(std::io::stdout())) {
+                Ok(s) => {
+                    self.session = s;
+                    println!("a fresh session");
+                }
+                Err(msg) => println!("{msg}"),
+            },
+            other => {
+                let prefixed = COMMANDS.iter().find(|(c, _)| c.starts_with(other));
+                let nearest = match prefixed {
+                    Some((c, _)) => *c,
+                    None => COMMANDS
+                        .iter()
+                        .map(|(c, _)| (distance(other, c), *c))
+                        .min()
+                        .map_or(":help", |(_, c)| c),
+                };
+                println!("unknown command {other}; did you mean {nearest}? (:help lists them)");
+            }
+        }
+        let _ = std::io::stdout().flush();
+        true
+    }
+
+    /// The most recent definition of a function named `name`.
+    fn function(&self, name: &str) -> Option<std::rc::Rc<crate::bytecode::proto::Proto>> {
+        crate::profile::report::all_protos(&self.session.scripts)
+            .into_iter()
+            .rev()
+            .find(|p| &*p.name == name)
+    }
+
+    fn no_function(&self, name: &str) {
+        if name.is_empty() {
+            println!("usage: give a function's name");
+        } else {
+            println!("no function named '{name}' has run in this session yet");
+        }
+    }
+
+    fn deopts(&self) {
+        let Some(jit) = &self.session.jit else {
+            println!("the JIT is off in this tier");
+            return;
+        };
+        let mut any = false;
+        for e in &jit.events {
+            if matches!(
+                e.kind,
+                crate::jit::EventKind::Deopt { .. } | crate::jit::EventKind::Blacklisted { .. }
+            ) {
+                println!("{e}");
+                any = true;
+            }
+        }
+        if !any {
+            println!("no deopts so far");
+        }
+    }
+}
+
+/// Edit distance, for suggesting the nearest command.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Runs the REPL on stdin until `:quit` or end of input.
+pub fn run(options: Options) -> Result<(), String> {
+    let mut repl = Repl::new(options)?;
+    let flag = repl.session.limits.interrupt.clone();
+    // Ctrl-C while code runs stops it (the engine polls the flag); at the prompt,
+    // rustyline reports it as an interrupted read instead.
+    let _ = ctrlc::set_handler(move || crate::limits::request_interrupt(&flag));
+    if std::io::stdin().is_terminal() {
+        interactive(&mut repl)
+    } else {
+        piped(&mut repl);
+        Ok(())
+    }
+}
+
+fn piped(repl: &mut Repl) {
+    let mut buffer = String::new();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        buffer.push_str(&line);
+        buffer.push('\n');
+        if !buffer.trim_start().starts_with(':') && unfinished(&buffer) {
+            continue;
+        }
+        let text = std::mem::take(&mut buffer);
+        if !repl.input(&text) {
+            return;
+        }
+    }
+    if !buffer.trim().is_empty() {
+        repl.input(&buffer);
+    }
+}
+
+fn interactive(repl: &mut Repl) -> Result<(), String> {
+    use rustyline::error::ReadlineError;
+    let mut editor = rustyline::DefaultEditor::new().map_err(|e| e.to_string())?;
+    let history =
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".ruchy_history"));
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    println!(
+        "ruchy {} (ruchy-jit) - tier {}: code starts in the VM; hot functions and loops are compiled. :help for commands",
+        env!("CARGO_PKG_VERSION"),
+        repl.options.tier.name()
+    );
+    let mut buffer = String::new();
+    loop {
+        let prompt = if buffer.is_empty() {
+            "ruchy> "
+        } else {
+            "...    "
+        };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                buffer.push_str(&line);
+                buffer.push('\n');
+                if !buffer.trim_start().starts_with(':') && unfinished(&buffer) {
+                    continue;
+                }
+                let text = std::mem::take(&mut buffer);
+                let _ = editor.add_history_entry(text.trim_end());
+                if !repl.input(&text) {
+                    break;
+                }
+            }
+            Err(ReadlineError::Interrupted) => buffer.clear(),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! Piped REPL sessions: `tests/repl/NAME.input` is typed into `ruchy repl` through a pipe
+//! (no banner, no prompt); stdout must be exactly `NAME.expected`, and every line of
+//! `NAME.stderr` must appear in stderr (errors, JIT notices with varying timings).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+#[test]
+fn piped_sessions_echo_keep_state_and_redefine() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/repl");
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/repl")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "input"))
+        .collect();
+    inputs.sort();
+    assert!(!inputs.is_empty());
+    for input in inputs {
+        let text = std::fs::read_to_string(&input).expect("input");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ruchy"))
+            .arg("repl")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the REPL");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("type the input");
+        let out = child
+            .wait_with_output()
+            .expect("the REPL ends at end of input");
+        assert!(out.status.success(), "{}", input.display());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let expected = std::fs::read_to_string(input.with_extension("expected")).expect("expected");
+        assert_eq!(stdout, expected, "{}", input.display());
+        if let Ok(wanted) = std::fs::read_to_string(input.with_extension("stderr")) {
+            for line in wanted.lines() {
+                assert!(
+                    stderr.contains(line),
+                    "{}: stderr lacks {line:?}:\n{stderr}",
+                    input.display()
+                );
+            }
+        }
+    }
+}
