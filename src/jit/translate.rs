@@ -916,7 +916,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             BackEdge { target, .. } => {
                 // Poll the interrupt flag; when set, the VM's BACKEDGE raises it.
                 let flag = self.iconst(self.settings.interrupt_flag as i64);
-                let set = self.b.ins().load(I8, flags(), flag, 0);
+                // An atomic load: a plain one in a loop without stores would be taken as
+                // redundant and read once, and Ctrl-C would never be seen.
+                let set = self.b.ins().atomic_load(I8, flags(), flag);
                 let fail = self.cold_deopt(pc, runtime::REASON_SLOW_PATH, None);
                 let cont = self.b.create_block();
                 self.b.ins().brif(set, fail, &[], cont, &[]);

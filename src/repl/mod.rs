@@ -94,6 +94,10 @@ impl Repl {
         match self.session.eval("<repl>", text) {
             Ok(Value::Nil) => {}
             Ok(v) => println!("{}", v.display()),
+            Err(e) if e.kind == ErrorKind::Interrupted => {
+                self.session.flush();
+                eprintln!("Interrupted");
+            }
             Err(e) => self.error(&e),
         }
         let _ = std::io::stdout().flush();
@@ -272,10 +276,6 @@ fn distance(a: &str, b: &str) -> usize {
 /// Runs the REPL on stdin until `:quit` or end of input.
 pub fn run(options: Options) -> Result<(), String> {
     let mut repl = Repl::new(options)?;
-    let flag = repl.session.limits.interrupt.clone();
-    // Ctrl-C while code runs stops it (the engine polls the flag); at the prompt,
-    // rustyline reports it as an interrupted read instead.
-    let _ = ctrlc::set_handler(move || crate::limits::request_interrupt(&flag));
     if std::io::stdin().is_terminal() {
         interactive(&mut repl)
     } else {
@@ -284,7 +284,16 @@ pub fn run(options: Options) -> Result<(), String> {
     }
 }
 
+/// Ctrl-C while code runs stops it: the engine polls the flag. (At the prompt the terminal
+/// is in raw mode and rustyline reports Ctrl-C as an interrupted read instead.) Installed
+/// after rustyline's editor, which sets a SIGINT handler of its own when it is made.
+fn handle_ctrl_c(repl: &Repl) {
+    let flag = repl.session.limits.interrupt.clone();
+    let _ = ctrlc::set_handler(move || crate::limits::request_interrupt(&flag));
+}
+
 fn piped(repl: &mut Repl) {
+    handle_ctrl_c(repl);
     let mut buffer = String::new();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
@@ -306,6 +315,7 @@ fn piped(repl: &mut Repl) {
 fn interactive(repl: &mut Repl) -> Result<(), String> {
     use rustyline::error::ReadlineError;
     let mut editor = rustyline::DefaultEditor::new().map_err(|e| e.to_string())?;
+    handle_ctrl_c(repl);
     let history =
         std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".ruchy_history"));
     if let Some(h) = &history {
