@@ -1,0 +1,105 @@
+//! The REPL through a real pseudo-terminal: multi-line input, history recall, Ctrl-C out
+//! of an endless loop running in compiled code, and the session intact afterwards.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+struct Terminal {
+    input: std::fs::File,
+    screen: Arc<Mutex<String>>,
+    child: std::process::Child,
+}
+
+impl Terminal {
+    fn start() -> Terminal {
+        let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+        let home = std::env::temp_dir().join(format!("ruchy-pty-{}", std::process::id()));
+        std::fs::create_dir_all(&home).expect("home");
+        let slave = pty.slave;
+        let child = Command::new(env!("CARGO_BIN_EXE_ruchy"))
+            .arg("repl")
+            .env("HOME", &home)
+            .env("NO_COLOR", "1")
+            .env("TERM", "xterm")
+            .stdin(Stdio::from(slave.try_clone().expect("fd")))
+            .stdout(Stdio::from(slave.try_clone().expect("fd")))
+            .stderr(Stdio::from(slave))
+            .spawn()
+            .expect("start the REPL");
+        let master = std::fs::File::from(pty.master);
+        let mut output = master.try_clone().expect("fd");
+        let screen = Arc::new(Mutex::new(String::new()));
+        let shared = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = output.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                shared
+                    .lock()
+                    .expect("screen")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Terminal {
+            input: master,
+            screen,
+            child,
+        }
+    }
+
+    fn type_keys(&mut self, keys: &str) {
+        self.input.write_all(keys.as_bytes()).expect("type");
+    }
+
+    /// Waits until `text` has appeared `times` times on the screen.
+    fn expect(&self, text: &str, times: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen.lock().expect("screen").clone();
+            if screen.matches(text).count() >= times {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited for {text:?} x{times}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn multi_line_history_and_ctrl_c_out_of_compiled_code() {
+    let mut t = Terminal::start();
+    t.expect("ruchy> ", 1);
+    // An unfinished definition waits for more lines.
+    t.type_keys("fun spin(n) { let mut i = 0\r");
+    t.expect("...    ", 1);
+    t.type_keys("while true { i = i + 1 } }\r");
+    t.expect("<function>", 1);
+    // An endless loop: it moves to compiled code (OSR), then Ctrl-C stops it.
+    t.type_keys("spin(1)\r");
+    t.expect("OSR into spin", 1);
+    std::thread::sleep(Duration::from_millis(200));
+    kill(Pid::from_raw(t.child.id() as i32), Signal::SIGINT).expect("send Ctrl-C");
+    t.expect("Interrupted", 1);
+    // The session is intact: earlier definitions are still there.
+    t.type_keys("spin\r");
+    t.expect("<function>", 2);
+    t.type_keys("40 + 2\r");
+    t.expect("42", 1);
+    // History: the up arrow recalls the last input.
+    t.type_keys("\x1b[A\r");
+    t.expect("42", 2);
+    // Ctrl-D leaves.
+    t.type_keys("\x04");
+    let status = t.child.wait().expect("the REPL ends");
+    assert!(status.success());
+}
