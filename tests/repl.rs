@@ -51,3 +51,40 @@ fn piped_sessions_echo_keep_state_and_redefine() {
         }
     }
 }
+
+/// The teaching walkthroughs of `demo/` run as REPL input without errors.
+#[test]
+fn the_demos_run() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo");
+    for name in ["tier_up", "deopt", "osr", "bytecode_and_ir"] {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.repl"))).expect("demo");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ruchy"))
+            .arg("repl")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the REPL");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("type the demo");
+        let out = child.wait_with_output().expect("the REPL ends");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        assert!(!stderr.contains("error"), "{name}: {stderr}");
+        let wanted = match name {
+            "tier_up" => "jit (int)",
+            "deopt" => "blacklisted scaled after 4 deopts",
+            "osr" => "8999994",
+            _ => "colocated",
+        };
+        assert!(
+            stdout.contains(wanted) || stderr.contains(wanted),
+            "{name} lacks {wanted:?}:\n{stdout}\n{stderr}"
+        );
+    }
+}
