@@ -1,5 +1,5 @@
-//! The REPL through a real pseudo-terminal: multi-line input, history recall, Ctrl-C out
-//! of an endless loop running in compiled code, and the session intact afterwards.
+//! The REPL through a real pseudo-terminal: multi-line input, history recall, completion,
+//! Ctrl-C out of an endless loop running in compiled code, and the session intact after.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -76,7 +76,7 @@ impl Terminal {
 }
 
 #[test]
-fn multi_line_history_and_ctrl_c_out_of_compiled_code() {
+fn multi_line_history_completion_and_ctrl_c_out_of_compiled_code() {
     let mut t = Terminal::start();
     t.expect("ruchy> ", 1);
     // An unfinished definition waits for more lines.
@@ -98,6 +98,11 @@ fn multi_line_history_and_ctrl_c_out_of_compiled_code() {
     // History: the up arrow recalls the last input.
     t.type_keys("\x1b[A\r");
     t.expect("42", 2);
+    // Tab completes meta-commands and the session's names.
+    t.type_keys(":hel\t\r");
+    t.expect("this list", 1);
+    t.type_keys("spi\t\r");
+    t.expect("<function>", 3);
     // Ctrl-D leaves.
     t.type_keys("\x04");
     let status = t.child.wait().expect("the REPL ends");

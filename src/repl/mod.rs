@@ -5,6 +5,8 @@
 //! line from a pipe (no banner, no prompt, the same echo). An input the parser finds
 //! unfinished at its end (`fun f(n) {`, `let v = [1,`) waits for more lines.
 
+mod helper;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Instant;
 
@@ -13,7 +15,7 @@ use crate::session::{Options, Session};
 use crate::value::Value;
 
 /// The meta-commands, with their help lines.
-const COMMANDS: &[(&str, &str)] = &[
+pub(crate) const COMMANDS: &[(&str, &str)] = &[
     (":help", "this list"),
     (":quit", "leave (also Ctrl-D)"),
     (
@@ -220,6 +222,15 @@ impl Repl {
         true
     }
 
+    /// The session's global names (builtins included), for completion.
+    fn names(&self) -> Vec<String> {
+        self.session
+            .globals
+            .defined_names()
+            .map(|n| n.to_string())
+            .collect()
+    }
+
     /// The most recent definition of a function named `name`.
     fn function(&self, name: &str) -> Option<std::rc::Rc<crate::bytecode::proto::Proto>> {
         crate::profile::report::all_protos(&self.session.scripts)
@@ -314,7 +325,12 @@ fn piped(repl: &mut Repl) {
 
 fn interactive(repl: &mut Repl) -> Result<(), String> {
     use rustyline::error::ReadlineError;
-    let mut editor = rustyline::DefaultEditor::new().map_err(|e| e.to_string())?;
+    let mut editor: rustyline::Editor<helper::ReplHelper, rustyline::history::DefaultHistory> =
+        rustyline::Editor::new().map_err(|e| e.to_string())?;
+    editor.set_helper(Some(helper::ReplHelper {
+        names: repl.names(),
+        color: repl.color,
+    }));
     handle_ctrl_c(repl);
     let history =
         std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".ruchy_history"));
@@ -344,6 +360,10 @@ fn interactive(repl: &mut Repl) -> Result<(), String> {
                 let _ = editor.add_history_entry(text.trim_end());
                 if !repl.input(&text) {
                     break;
+                }
+                let names = repl.names();
+                if let Some(h) = editor.helper_mut() {
+                    h.names = names;
                 }
             }
             Err(ReadlineError::Interrupted) => buffer.clear(),
