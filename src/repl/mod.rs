@@ -151,8 +151,9 @@ impl Repl {
                 }
                 None => self.no_function(arg),
             },
-            ":ir" => match self.function(arg) {
-                Some(p) => print!("{}", crate::jit::describe_code(&p)),
+            ":ir" => self.ir(arg),
+            ":tiers" => match self.function(arg) {
+                Some(p) => self.tiers(&p),
                 None => self.no_function(arg),
             },
             ":deopts" => self.deopts(),
@@ -220,6 +221,88 @@ impl Repl {
         }
         let _ = std::io::stdout().flush();
         true
+    }
+
+    /// `:ir NAME [TYPES]`: what NAME was compiled to; with TYPES, compile it for them first.
+    fn ir(&mut self, arg: &str) {
+        let (name, types) = match arg.split_once(char::is_whitespace) {
+            Some((n, t)) => (n, Some(t.trim())),
+            None => (arg, None),
+        };
+        let Some(proto) = self.function(name) else {
+            return self.no_function(name);
+        };
+        if let Some(types) = types {
+            let parsed: Option<Vec<crate::value::Type>> = types
+                .split(',')
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| {
+                    crate::value::Type::ALL
+                        .into_iter()
+                        .find(|ty| ty.short_name() == t.trim())
+                })
+                .collect();
+            let key = parsed.as_deref().and_then(crate::profile::key_of_types);
+            let closure = self.session.globals.lookup(name).and_then(|id| {
+                match self.session.globals.get(id) {
+                    Some(Value::Func(c)) => Some(c.clone()),
+                    _ => None,
+                }
+            });
+            match (key, closure, &mut self.session.jit) {
+                (None, _, _) => {
+                    return println!(
+                        "unknown types '{types}' (int, float, bool, string, array, ...)"
+                    )
+                }
+                (_, None, _) => return println!("'{name}' is not a global function"),
+                (_, _, None) => return println!("the JIT is off in this tier"),
+                (Some(key), Some(closure), Some(jit)) => {
+                    if proto.jit.entry(key).is_none() {
+                        if let Err(reason) = jit.compile(&closure, key, &self.session.globals) {
+                            println!("not compiled: {reason}");
+                        }
+                    }
+                }
+            }
+        } else if proto.jit.entries().is_empty() {
+            let sig = proto
+                .counters
+                .signatures()
+                .first()
+                .map(|s| crate::profile::signature_text(s.0))
+                .unwrap_or_else(|| "(int)".into());
+            let types = sig.trim_matches(|c| c == '(' || c == ')').replace(' ', "");
+            println!("{name} is not compiled yet; `:ir {name} {types}` compiles it for {sig} now");
+        }
+        print!("{}", crate::jit::describe_code(&proto));
+    }
+
+    /// `:tiers NAME`: one function in each tier.
+    fn tiers(&self, proto: &crate::bytecode::proto::Proto) {
+        let name = &proto.name;
+        println!("{name}:");
+        println!(
+            "  vm     {} bytecode instructions, {} registers; {} calls counted",
+            proto.code.len(),
+            proto.num_regs,
+            proto.counters.calls.get()
+        );
+        let entries = proto.jit.entries();
+        if entries.is_empty() {
+            println!("  jit    not compiled: {}", crate::jit::tier_of(proto));
+        }
+        for e in entries {
+            println!(
+                "  jit    {name}{}: {} bytes of machine code, compiled in {} us, returns {}",
+                e.signature,
+                e.code_bytes,
+                e.compile_time.as_micros(),
+                e.returns.name()
+            );
+        }
+        println!("  where it ended: {}", crate::jit::tier_of(proto));
+        println!("  (time a call in this session with :time {name}(...))");
     }
 
     /// The session's global names (builtins included), for completion.
