@@ -58,6 +58,23 @@ impl Terminal {
         self.input.write_all(keys.as_bytes()).expect("type");
     }
 
+    fn prompts(&self) -> usize {
+        let screen = self.screen.lock().expect("screen");
+        screen.matches("ruchy> ").count() + screen.matches("...    ").count()
+    }
+
+    /// Types one line and waits for the next prompt (rustyline drops keys typed ahead
+    /// while it switches the terminal's mode).
+    fn line(&mut self, text: &str) {
+        let before = self.prompts();
+        self.type_keys(&format!("{text}\r"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.prompts() <= before {
+            assert!(Instant::now() < deadline, "no prompt after {text:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Waits until `text` has appeared `times` times on the screen.
     fn expect(&self, text: &str, times: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -98,11 +115,57 @@ fn multi_line_history_completion_and_ctrl_c_out_of_compiled_code() {
     // History: the up arrow recalls the last input.
     t.type_keys("\x1b[A\r");
     t.expect("42", 2);
+    // An endless loop that stays in the VM (a function whose variable a closure captures is
+    // not compiled): Ctrl-C stops it too.
+    t.line("fun stuck() { let mut x = 0");
+    t.line("let peek = fun() { x }");
+    t.line("loop { x = x + 1 } }");
+    t.expect("<function>", 3);
+    t.type_keys("stuck()\r");
+    std::thread::sleep(Duration::from_millis(300));
+    kill(Pid::from_raw(t.child.id() as i32), Signal::SIGINT).expect("send Ctrl-C");
+    t.expect("Interrupted", 2);
+    // A function heats up over several inputs and shows as compiled.
+    t.line("fun fib(n) { if n < 2 { return n } fib(n - 1) + fib(n - 2) }");
+    t.line("fib(10)");
+    t.expect("55", 1);
+    t.line("fib(18)");
+    t.expect("2584", 1);
+    t.line(":profile");
+    t.expect("jit (int)", 1);
+    // :bytecode and :ir of two functions differ.
+    t.line(":bytecode fib");
+    t.expect("function fib (1 param", 1);
+    t.line(":bytecode stuck");
+    t.expect("function stuck (0 params", 1);
+    t.line(":ir fib");
+    t.expect("; fib(int) compiled in", 1);
+    t.line(":ir stuck");
+    t.expect("captured by closures", 1);
+    // A type change: :deopts names the function, the line and the reason.
+    t.line("let mut k = 2");
+    t.line("fun scaled(v) { v * k }");
+    t.line("fun sum(n) { let mut s = 0");
+    t.line("for i in 0..n { s = s + scaled(i) }");
+    t.line("s }");
+    t.line("sum(3000)");
+    t.expect("8997000", 1);
+    t.line("k = 0.5");
+    t.line("sum(3000)");
+    t.expect("2249250.0", 1);
+    t.line(":deopts");
+    t.expect("deopt scaled at line 1: expected int, got float", 2);
     // Tab completes meta-commands and the session's names.
     t.type_keys(":hel\t\r");
     t.expect("this list", 1);
+    let functions = t
+        .screen
+        .lock()
+        .expect("screen")
+        .matches("<function>")
+        .count();
     t.type_keys("spi\t\r");
-    t.expect("<function>", 3);
+    t.expect("<function>", functions + 1);
     // Ctrl-D leaves.
     t.type_keys("\x04");
     let status = t.child.wait().expect("the REPL ends");
