@@ -80,7 +80,7 @@ fn the_demos_run() {
             "tier_up" => "jit (int)",
             "deopt" => "blacklisted scaled after 4 deopts",
             "osr" => "8999994",
-            _ => "colocated",
+            _ => "x the VM's speed",
         };
         assert!(
             stdout.contains(wanted) || stderr.contains(wanted),

@@ -152,10 +152,21 @@ impl Repl {
                 None => self.no_function(arg),
             },
             ":ir" => self.ir(arg),
-            ":tiers" => match self.function(arg) {
-                Some(p) => self.tiers(&p),
-                None => self.no_function(arg),
-            },
+            ":tiers" => {
+                let (name, args) = match arg.split_once(char::is_whitespace) {
+                    Some((n, a)) => (n, Some(a.trim())),
+                    None => (arg, None),
+                };
+                match self.function(name) {
+                    Some(p) => {
+                        self.tiers(&p);
+                        if let Some(args) = args {
+                            self.time_tiers(name, args);
+                        }
+                    }
+                    None => self.no_function(name),
+                }
+            }
             ":deopts" => self.deopts(),
             ":trace" => match (arg, &mut self.session.jit) {
                 ("on" | "off", Some(jit)) => {
@@ -302,7 +313,59 @@ impl Repl {
             );
         }
         println!("  where it ended: {}", crate::jit::tier_of(proto));
-        println!("  (time a call in this session with :time {name}(...))");
+    }
+
+    /// Times the call `name(args)` in the VM alone and with compiled code (compiled for
+    /// the arguments' types first).
+    fn time_tiers(&mut self, name: &str, args: &str) {
+        let call = format!("{name}({args})");
+        let jit = self.session.jit.take();
+        let started = Instant::now();
+        let in_vm = self.session.eval("<tiers>", &call);
+        let vm_time = started.elapsed();
+        self.session.jit = jit;
+        if let Err(e) = in_vm {
+            return self.error(&e);
+        }
+        println!("  vm     {call} took {:.3} ms", vm_time.as_secs_f64() * 1e3);
+        if self.session.jit.is_none() {
+            return println!("  jit    off in this tier");
+        }
+        let values = match self.session.eval("<tiers>", &format!("[{args}]")) {
+            Ok(Value::Array(values)) => values,
+            _ => return,
+        };
+        let types: Vec<crate::value::Type> = values.iter().map(Value::type_of).collect();
+        let closure =
+            self.session
+                .globals
+                .lookup(name)
+                .and_then(|id| match self.session.globals.get(id) {
+                    Some(Value::Func(c)) => Some(c.clone()),
+                    _ => None,
+                });
+        if let (Some(key), Some(closure)) = (crate::profile::key_of_types(&types), closure) {
+            let crate::function::Code::Bytecode(proto) = &closure.code else {
+                return;
+            };
+            let jit = self.session.jit.as_mut().expect("checked above");
+            if proto.jit.entry(key).is_none() && !proto.jit.blacklisted.get() {
+                if let Err(reason) = jit.compile(&closure, key, &self.session.globals) {
+                    return println!("  jit    not compiled: {reason}");
+                }
+            }
+        }
+        let started = Instant::now();
+        let compiled = self.session.eval("<tiers>", &call);
+        let jit_time = started.elapsed();
+        if let Err(e) = compiled {
+            return self.error(&e);
+        }
+        println!(
+            "  jit    {call} took {:.3} ms ({:.1}x the VM's speed)",
+            jit_time.as_secs_f64() * 1e3,
+            vm_time.as_secs_f64() / jit_time.as_secs_f64().max(1e-9)
+        );
     }
 
     /// The session's global names (builtins included), for completion.
