@@ -262,6 +262,35 @@ unsafe fn unspill(
     Ok(())
 }
 
+/// What both ways into the VM start with: the VM, the frame's closure and register base,
+/// with the handed-over registers boxed into the frame; `None` with the error pending when
+/// the register stack cannot hold the frame.
+///
+/// # Safety
+/// The arguments must be those compiled code (entered through `call_compiled`) passes:
+/// its context, its own closure and window, and its spill buffer of `count` pairs.
+unsafe fn take_frame<'v>(
+    ctx: *mut JitCtx,
+    closure: *const Closure,
+    regs: *mut Value,
+    pc: u64,
+    spills: *const [u64; 2],
+    count: u64,
+) -> Option<(&'v mut Vm<'v>, Rc<Closure>, usize)> {
+    // SAFETY: per the contract, `ctx` is the running compiled code's context.
+    let vm = unsafe { vm_of(ctx) };
+    // SAFETY: per the contract, the closure is the running code's own, alive while it runs.
+    let closure = unsafe { closure_of(closure) };
+    let base = vm.base_of(regs);
+    // SAFETY: per the contract, the spill buffer holds `count` pairs.
+    if let Err(kind) = unsafe { unspill(vm, &closure, base, spills, count) } {
+        let span = crate::vm::proto_of(&closure).spans[pc as usize];
+        vm.pending_error = Some(Error::new(kind, span));
+        return None;
+    }
+    Some((vm, closure, base))
+}
+
 /// Runs the one instruction at `pc` of the compiled frame in the VM, its unboxed operands
 /// in `spills`; returns the next pc, or -1 with the error pending.
 #[allow(clippy::too_many_arguments)]
@@ -275,17 +304,11 @@ extern "C" fn rt_step(
     spills: *const [u64; 2],
     count: u64,
 ) -> i64 {
-    // SAFETY: called only from compiled code entered through `call_compiled`.
-    let vm = unsafe { vm_of(ctx) };
-    // SAFETY: compiled code passes its own closure, alive while it runs.
-    let closure = unsafe { closure_of(closure) };
-    let base = vm.base_of(regs);
-    // SAFETY: compiled code passes its spill buffer.
-    if let Err(kind) = unsafe { unspill(vm, &closure, base, spills, count) } {
-        let span = crate::vm::proto_of(&closure).spans[pc as usize];
-        vm.pending_error = Some(Error::new(kind, span));
+    // SAFETY: called from compiled code with its own frame and spill buffer.
+    let Some((vm, closure, base)) = (unsafe { take_frame(ctx, closure, regs, pc, spills, count) })
+    else {
         return -1;
-    }
+    };
     match vm.run_frame_from(
         closure,
         base,
@@ -318,22 +341,14 @@ extern "C" fn rt_resume(
     spills: *const [u64; 2],
     count: u64,
 ) -> Pair {
-    // SAFETY: called only from compiled code entered through `call_compiled`.
-    let vm = unsafe { vm_of(ctx) };
-    // SAFETY: compiled code passes its own closure, alive while it runs.
-    let closure = unsafe { closure_of(closure) };
-    let base = vm.base_of(regs);
-    // SAFETY: compiled code passes its spill buffer.
-    if let Err(kind) = unsafe { unspill(vm, &closure, base, spills, count) } {
-        vm.pending_error = Some(Error::new(
-            kind,
-            crate::vm::proto_of(&closure).spans[pc as usize],
-        ));
+    // SAFETY: called from compiled code with its own frame and spill buffer.
+    let Some((vm, closure, base)) = (unsafe { take_frame(ctx, closure, regs, pc, spills, count) })
+    else {
         return Pair {
             tag: TAG_ERROR as u64,
             payload: 0,
         };
-    }
+    };
     if reason != REASON_SLOW_PATH {
         if let Some(jit) = vm.jit.as_mut() {
             jit.record_deopt(&closure, pc as usize, reason_text(reason, got));
