@@ -93,6 +93,9 @@ impl Default for Options {
     }
 }
 
+/// Scripts (REPL inputs) kept for their profiles even when nothing refers to them.
+const KEEP_RECENT_SCRIPTS: usize = 32;
+
 pub struct Session {
     pub sources: SourceMap,
     pub globals: Globals,
@@ -179,6 +182,15 @@ impl Session {
                 let proto = compile_script(script, &self.sources)?;
                 self.compile_time += started.elapsed();
                 self.scripts.push(proto.clone());
+                self.prune_scripts();
+                if let Some(jit) = &mut self.jit {
+                    // No VM exists between inputs, so no compiled code is running: the
+                    // one moment the code cache can be flushed. (If a fresh module cannot
+                    // be made, the old one stays and keeps working.)
+                    if jit.over_budget() {
+                        let _ = jit.flush_code_cache();
+                    }
+                }
                 let started = Instant::now();
                 let mut vm = Vm::new(&mut self.globals, &mut *self.out, &self.limits);
                 vm.set_counting(self.counters);
@@ -195,6 +207,26 @@ impl Session {
         };
         self.flush();
         result
+    }
+
+    /// Forgets scripts that nothing refers to any more (every function they defined was
+    /// redefined or dropped), except the most recent ones, so that a long REPL session's
+    /// memory is bounded by what it still uses. Their profiles go with them.
+    fn prune_scripts(&mut self) {
+        fn in_use(p: &Rc<Proto>) -> bool {
+            p.children
+                .iter()
+                .any(|c| Rc::strong_count(c) > 1 || in_use(c))
+        }
+        if self.scripts.len() <= KEEP_RECENT_SCRIPTS {
+            return;
+        }
+        let recent = self.scripts.len() - KEEP_RECENT_SCRIPTS;
+        let mut index = 0;
+        self.scripts.retain(|s| {
+            index += 1;
+            index > recent || in_use(s)
+        });
     }
 
     /// Calls a function value (the program's `main`) in the session's tier.

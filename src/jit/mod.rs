@@ -4,14 +4,15 @@
 //! and logs every event (compiled, deopt, blacklisted) for `--trace-jit`, the REPL and
 //! `ruchydbg`.
 
+pub mod code;
 pub mod infer;
 pub mod runtime;
 pub mod translate;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +32,7 @@ use crate::globals::Globals;
 use crate::limits::Limits;
 use crate::profile::{signature_text, signature_types, SigKey};
 use crate::value::Value;
+pub use code::{describe_code, tier_of, CodeEntry, FunctionJit};
 use infer::{Callee, Env, Liveness, Plan, Ty, Types};
 use translate::{body_signature, CallTarget, FastCallSite, HelperRefs, Settings, Translator};
 
@@ -97,6 +99,11 @@ pub enum EventKind {
         time: Duration,
         bytes: usize,
     },
+    /// All compiled code dropped and its module freed (see `Jit::flush_code_cache`).
+    Flushed {
+        versions: usize,
+        bytes: usize,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -144,114 +151,16 @@ impl fmt::Display for Event {
                 f,
                 "[jit] OSR into {name} at line {line} after {iterations} iterations"
             ),
+            EventKind::Flushed { versions, bytes } => write!(
+                f,
+                "[jit] code cache flushed: {versions} compiled versions dropped, about {} KB freed",
+                bytes / 1024
+            ),
             EventKind::CompiledOsr { line, time, bytes } => write!(
                 f,
                 "[jit] compiled {name} (OSR entry at line {line}) in {} us, {bytes} bytes",
                 time.as_micros()
             ),
-        }
-    }
-}
-
-/// One compiled version of a function.
-pub struct CodeEntry {
-    pub key: SigKey,
-    /// Address of the entry called from Rust (arguments read from the registers).
-    pub entry: usize,
-    /// The result type the code was inferred to return (`Boxed`: any).
-    pub returns: Ty,
-    pub signature: String,
-    /// The Cranelift IR and the machine code (Cranelift's listing), when kept.
-    pub ir: Option<String>,
-    pub machine_code: Option<String>,
-    pub code_bytes: usize,
-    pub compile_time: Duration,
-    /// Closures and code-table slots the code has the addresses of: kept alive with it.
-    _keep: (Vec<Rc<Closure>>, Vec<Rc<Cell<usize>>>),
-}
-
-/// A function's JIT state, inside its `Proto`.
-#[derive(Default)]
-pub struct FunctionJit {
-    entries: RefCell<Vec<Rc<CodeEntry>>>,
-    /// Code-table slots, one per signature: the address of the compiled body, or 0. Compiled
-    /// callers load the slot at each call, so dropping code only clears it.
-    slots: RefCell<Vec<(SigKey, Rc<Cell<usize>>)>>,
-    /// Signatures that could not be compiled, with the reason.
-    failed: RefCell<Vec<(SigKey, String)>>,
-    /// OSR entries by loop header pc (`None`: could not be compiled).
-    osr: RefCell<Vec<(usize, Option<Rc<CodeEntry>>)>>,
-    /// Dropped code: it may still be running in frames below (it is never freed, as
-    /// Cranelift cannot free one function), and it holds the addresses of what it keeps.
-    retired: RefCell<Vec<Rc<CodeEntry>>>,
-    pub deopts: Cell<u32>,
-    pub blacklisted: Cell<bool>,
-}
-
-impl FunctionJit {
-    pub fn entry(&self, key: SigKey) -> Option<usize> {
-        self.entries
-            .borrow()
-            .iter()
-            .find(|e| e.key == key)
-            .map(|e| e.entry)
-    }
-
-    pub fn return_type(&self, key: SigKey) -> Option<Ty> {
-        self.entries
-            .borrow()
-            .iter()
-            .find(|e| e.key == key)
-            .map(|e| e.returns)
-    }
-
-    pub fn entries(&self) -> Vec<Rc<CodeEntry>> {
-        self.entries.borrow().clone()
-    }
-
-    pub fn failure(&self, key: SigKey) -> Option<String> {
-        self.failed
-            .borrow()
-            .iter()
-            .find(|f| f.0 == key)
-            .map(|f| f.1.clone())
-    }
-
-    pub fn failures(&self) -> Vec<(SigKey, String)> {
-        self.failed.borrow().clone()
-    }
-
-    fn slot(&self, key: SigKey) -> Rc<Cell<usize>> {
-        let mut slots = self.slots.borrow_mut();
-        if let Some((_, s)) = slots.iter().find(|(k, _)| *k == key) {
-            return s.clone();
-        }
-        let s = Rc::new(Cell::new(0));
-        slots.push((key, s.clone()));
-        s
-    }
-
-    /// The OSR entry for the loop whose header is at `pc`: `Some(None)` when it could not
-    /// be compiled.
-    pub fn osr_entry(&self, pc: usize) -> Option<Option<usize>> {
-        self.osr
-            .borrow()
-            .iter()
-            .find(|o| o.0 == pc)
-            .map(|o| o.1.as_ref().map(|e| e.entry))
-    }
-
-    pub fn osr_entries(&self) -> Vec<(usize, Option<Rc<CodeEntry>>)> {
-        self.osr.borrow().clone()
-    }
-
-    /// Drops every compiled version: callers fall back to the VM.
-    fn drop_code(&self) {
-        let mut retired = self.retired.borrow_mut();
-        retired.append(&mut self.entries.borrow_mut());
-        retired.extend(self.osr.borrow_mut().drain(..).filter_map(|o| o.1));
-        for (_, s) in self.slots.borrow().iter() {
-            s.set(0);
         }
     }
 }
@@ -270,88 +179,37 @@ pub struct Jit {
     globals_in_place: bool,
     /// Machine code bytes compiled so far.
     pub code_bytes: usize,
+    /// Every function given code since the last flush (see `flush_code_cache`).
+    compiled: Vec<Weak<Proto>>,
+    /// About how much memory the module holds since the last flush: each compile finalizes
+    /// on fresh pages, and the kept IR text counts too.
+    module_bytes: usize,
+    /// Code-cache flushes so far.
+    pub flushes: u32,
+    /// Whether a `Vm` holds this JIT (then compiled code may be on the native stack, and
+    /// the code must not be freed).
+    pub(crate) vm_attached: bool,
 }
 
-/// What a function was compiled to: per signature, the IR and machine code when kept, or
-/// why it was not compiled. The text of `ruchydbg ir` and the REPL's `:ir`.
-pub fn describe_code(proto: &Proto) -> String {
-    let mut out = String::new();
-    let name = &proto.name;
-    let entries = proto.jit.entries();
-    for e in &entries {
-        out.push_str(&format!(
-            "; {name}{} compiled in {} us, {} bytes of machine code; returns {}\n",
-            e.signature,
-            e.compile_time.as_micros(),
-            e.code_bytes,
-            e.returns.name()
-        ));
-        match &e.ir {
-            Some(ir) => out.push_str(ir),
-            None => out.push_str("; (IR not kept: run with the IR switched on)\n"),
-        }
-        if let Some(asm) = &e.machine_code {
-            out.push_str(&format!(
-                "\n; machine code of {name}{}:\n{asm}",
-                e.signature
-            ));
-        }
-        out.push('\n');
-    }
-    for (key, reason) in proto.jit.failures() {
-        out.push_str(&format!(
-            "; {name}{} is not compiled: {reason}\n",
-            signature_text(key)
-        ));
-    }
-    if proto.jit.blacklisted.get() {
-        out.push_str(&format!(
-            "; {name} is blacklisted after {} deopts: it runs in the VM\n",
-            proto.jit.deopts.get()
-        ));
-    } else if entries.is_empty() && proto.jit.failures().is_empty() {
-        out.push_str(&format!(
-            "; {name} was not compiled (it was never called)\n"
-        ));
-    }
-    out
-}
+/// When the module's memory passes this, the next flush point (a REPL input, or any
+/// `Session::eval`) drops all compiled code and frees the module: functions compile again
+/// when hot. Cranelift cannot free one function's code, so this is what bounds the memory
+/// of a long session that keeps redefining functions.
+pub const CODE_CACHE_BUDGET: usize = 32 << 20;
 
-/// Where a function ended: in compiled code (which versions) or in the VM, and why. For
-/// `ruchydbg hotspots` and the REPL's `:profile`.
-pub fn tier_of(proto: &Proto) -> String {
-    let jit = &proto.jit;
-    if jit.blacklisted.get() {
-        return format!("vm: blacklisted after {} deopts", jit.deopts.get());
-    }
-    let mut parts = Vec::new();
-    let entries = jit.entries();
-    if !entries.is_empty() {
-        let versions: Vec<String> = entries.iter().map(|e| e.signature.clone()).collect();
-        parts.push(format!("jit {}", versions.join(" ")));
-    }
-    for (pc, entry) in jit.osr_entries() {
-        if entry.is_some() {
-            parts.push(format!("jit: OSR entry at line {}", proto.lines[pc]));
-        }
-    }
-    if !parts.is_empty() {
-        return parts.join("; ");
-    }
-    if let Some((key, reason)) = jit.failures().first() {
-        return format!(
-            "vm: {}{} not compiled: {reason}",
-            proto.name,
-            signature_text(*key)
-        );
-    }
-    match jit.deopts.get() {
-        0 if proto.line == 0 => {
-            "vm: the top level runs once (its loops may enter compiled code)".to_string()
-        }
-        0 => "vm: not hot (or not type-stable) enough to compile".to_string(),
-        n => format!("vm: code dropped after {n} deopt(s), not compiled again"),
-    }
+/// Events kept for `:deopts` and the tests (the older half goes when full).
+const MAX_EVENTS: usize = 10_000;
+
+/// The page size compiled code is finalized on (each compile starts a new page).
+const CODE_PAGE: usize = 4096;
+
+/// What the JIT holds now, for the REPL's `:memory`.
+pub struct CodeStats {
+    pub functions: usize,
+    pub versions: usize,
+    pub code_bytes: usize,
+    pub module_bytes: usize,
+    pub flushes: u32,
 }
 
 /// The reason a function is left to the VM, if it cannot be compiled at all.
@@ -367,72 +225,95 @@ pub fn unsupported(proto: &Proto) -> Option<String> {
 
 impl Jit {
     pub fn new(options: JitOptions, limits: &Limits) -> Result<Jit, String> {
-        let mut flags = settings::builder();
-        let set = |f: &mut settings::Builder, k: &str, v: &str| {
-            f.set(k, v)
-                .map_err(|e| format!("cranelift setting {k}: {e}"))
-        };
-        set(&mut flags, "opt_level", "speed")?;
-        set(&mut flags, "use_colocated_libcalls", "false")?;
-        set(&mut flags, "is_pic", "false")?;
-        set(
-            &mut flags,
-            "enable_verifier",
-            if cfg!(debug_assertions) {
-                "true"
-            } else {
-                "false"
-            },
-        )?;
-        let isa = cranelift_native::builder()
-            .map_err(|e| format!("this machine is not supported by Cranelift: {e}"))?
-            .finish(settings::Flags::new(flags))
-            .map_err(|e| format!("cranelift: {e}"))?;
-        let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
-        for (name, address) in runtime::helper_symbols() {
-            jb.symbol(name, address);
-        }
-        let mut module = JITModule::new(jb);
-        let ptr = |n: usize| (0..n).map(|_| AbiParam::new(I64)).collect::<Vec<_>>();
-        let sig = |module: &JITModule, params: usize, returns: usize| {
-            let mut s = module.make_signature();
-            s.params = ptr(params);
-            s.returns = ptr(returns);
-            s
-        };
-        let decls: [(&str, usize, usize); HELPERS] = [
-            ("rt_step", 8, 1),
-            ("rt_resume", 10, 2),
-            ("rt_drop", 1, 0),
-            ("rt_return_boxed", 3, 2),
-            ("rt_clear", 2, 0),
-            ("rt_binary", 5, 1),
-            ("rt_get_index", 4, 1),
-            ("rt_set_index", 5, 1),
-            ("rt_push", 5, 1),
-            ("rt_copy", 3, 0),
-        ];
-        let mut ids = Vec::new();
-        for (name, params, returns) in decls {
-            let s = sig(&module, params, returns);
-            let id = module
-                .declare_function(name, Linkage::Import, &s)
-                .map_err(|e| format!("declaring {name}: {e}"))?;
-            ids.push(id);
-        }
+        let (module, helper_ids) = build_module()?;
         let ctx = module.make_context();
         Ok(Jit {
             module,
             ctx,
             builder_ctx: FunctionBuilderContext::new(),
-            helper_ids: ids.try_into().expect("one id per helper"),
+            helper_ids,
             options,
             events: Vec::new(),
             max_depth: limits.max_depth,
             interrupt: limits.interrupt.clone(),
             globals_in_place: Globals::layout_is_value(),
             code_bytes: 0,
+            compiled: Vec::new(),
+            module_bytes: 0,
+            flushes: 0,
+            vm_attached: false,
         })
+    }
+
+    fn note_compiled(&mut self, proto: &Rc<Proto>, code: &CodeEntry) {
+        let text = code.ir.as_ref().map_or(0, String::len)
+            + code.machine_code.as_ref().map_or(0, String::len);
+        self.module_bytes += code.code_bytes.div_ceil(CODE_PAGE) * CODE_PAGE + text;
+        if !self
+            .compiled
+            .iter()
+            .any(|p| std::ptr::eq(p.as_ptr(), Rc::as_ptr(proto)))
+        {
+            self.compiled.push(Rc::downgrade(proto));
+        }
+    }
+
+    /// Whether the module has grown past `CODE_CACHE_BUDGET`.
+    pub fn over_budget(&self) -> bool {
+        self.module_bytes > CODE_CACHE_BUDGET
+    }
+
+    pub fn code_stats(&self) -> CodeStats {
+        let mut stats = CodeStats {
+            functions: 0,
+            versions: 0,
+            code_bytes: 0,
+            module_bytes: self.module_bytes,
+            flushes: self.flushes,
+        };
+        for proto in self.compiled.iter().filter_map(Weak::upgrade) {
+            let versions: Vec<Rc<CodeEntry>> = proto
+                .jit
+                .entries()
+                .into_iter()
+                .chain(proto.jit.osr_entries().into_iter().filter_map(|o| o.1))
+                .collect();
+            stats.functions += usize::from(!versions.is_empty());
+            stats.versions += versions.len();
+            stats.code_bytes += versions.iter().map(|v| v.code_bytes).sum::<usize>();
+        }
+        stats
+    }
+
+    /// Drops every function's compiled code and frees the whole module, starting a fresh
+    /// one; profiles, deopt counts and blacklists stay, so hot functions compile again.
+    /// Refuses (returns false) while a `Vm` holds the JIT, as compiled frames may be
+    /// running then.
+    pub fn flush_code_cache(&mut self) -> Result<bool, String> {
+        if self.vm_attached {
+            return Ok(false);
+        }
+        let (module, helper_ids) = build_module()?;
+        let stats = self.code_stats();
+        for proto in self.compiled.drain(..).filter_map(|p| p.upgrade()) {
+            proto.jit.forget_code();
+        }
+        let old = std::mem::replace(&mut self.module, module);
+        self.helper_ids = helper_ids;
+        self.ctx = self.module.make_context();
+        // Every address into the old module was held by a `CodeEntry` or a code-table slot
+        // of a function in `compiled`, and `forget_code` dropped or zeroed them all.
+        runtime::free_module(old);
+        self.module_bytes = 0;
+        self.flushes += 1;
+        self.event(
+            "",
+            EventKind::Flushed {
+                versions: stats.versions,
+                bytes: stats.module_bytes,
+            },
+        );
+        Ok(true)
     }
 
     fn event(&mut self, function: &str, kind: EventKind) {
@@ -442,6 +323,10 @@ impl Jit {
         };
         if self.options.trace {
             eprintln!("{e}");
+        }
+        // A long session keeps the most recent events only.
+        if self.events.len() >= MAX_EVENTS {
+            self.events.drain(..MAX_EVENTS / 2);
         }
         self.events.push(e);
     }
@@ -498,6 +383,7 @@ impl Jit {
                         bytes: e.0.code_bytes,
                     },
                 );
+                self.note_compiled(&proto, &e.0);
                 proto.jit.entries.borrow_mut().push(e.0);
             }
             Err(reason) => {
@@ -618,6 +504,7 @@ impl Jit {
                     },
                 );
                 let address = entry.entry;
+                self.note_compiled(&proto, &entry);
                 proto.jit.osr.borrow_mut().push((header, Some(entry)));
                 Some(address)
             }
@@ -897,4 +784,63 @@ impl Jit {
         };
         Ok((Rc::new(code), body))
     }
+}
+
+/// A fresh `JITModule` for this machine, with the runtime helpers declared in it.
+fn build_module() -> Result<(JITModule, [FuncId; HELPERS]), String> {
+    let mut flags = settings::builder();
+    let set = |f: &mut settings::Builder, k: &str, v: &str| {
+        f.set(k, v)
+            .map_err(|e| format!("cranelift setting {k}: {e}"))
+    };
+    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(&mut flags, "is_pic", "false")?;
+    set(
+        &mut flags,
+        "enable_verifier",
+        if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| format!("this machine is not supported by Cranelift: {e}"))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| format!("cranelift: {e}"))?;
+    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+    for (name, address) in runtime::helper_symbols() {
+        jb.symbol(name, address);
+    }
+    let mut module = JITModule::new(jb);
+    let ptr = |n: usize| (0..n).map(|_| AbiParam::new(I64)).collect::<Vec<_>>();
+    let sig = |module: &JITModule, params: usize, returns: usize| {
+        let mut s = module.make_signature();
+        s.params = ptr(params);
+        s.returns = ptr(returns);
+        s
+    };
+    let decls: [(&str, usize, usize); HELPERS] = [
+        ("rt_step", 8, 1),
+        ("rt_resume", 10, 2),
+        ("rt_drop", 1, 0),
+        ("rt_return_boxed", 3, 2),
+        ("rt_clear", 2, 0),
+        ("rt_binary", 5, 1),
+        ("rt_get_index", 4, 1),
+        ("rt_set_index", 5, 1),
+        ("rt_push", 5, 1),
+        ("rt_copy", 3, 0),
+    ];
+    let mut ids = Vec::new();
+    for (name, params, returns) in decls {
+        let s = sig(&module, params, returns);
+        let id = module
+            .declare_function(name, Linkage::Import, &s)
+            .map_err(|e| format!("declaring {name}: {e}"))?;
+        ids.push(id);
+    }
+    let ids = ids.try_into().expect("one id per helper");
+    Ok((module, ids))
 }

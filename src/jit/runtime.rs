@@ -531,6 +531,15 @@ extern "C" fn rt_copy(regs: *mut Value, dst: u64, value: *const Value) {
     unsafe { *regs.add(dst as usize) = v };
 }
 
+/// Frees all the memory of a module whose code can no longer run: the caller
+/// (`Jit::flush_code_cache`) has dropped or zeroed every address into it (code entries and
+/// code-table slots), and no `Vm` holds the JIT, so no compiled frame is on the stack.
+pub(crate) fn free_module(module: cranelift_jit::JITModule) {
+    // SAFETY: `free_memory` unmaps the module's code and data. It is unsound only if code
+    // from it runs afterwards; nothing can call into it, per the conditions above.
+    unsafe { module.free_memory() }
+}
+
 /// The helpers by name, for the module's symbol table.
 pub fn helper_symbols() -> Vec<(&'static str, *const u8)> {
     vec![

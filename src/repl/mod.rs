@@ -38,6 +38,10 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
         ":trace",
         ":trace on|off - a line for each JIT event as it happens",
     ),
+    (
+        ":memory",
+        "resident memory, compiled code size and code-cache flushes",
+    ),
     (":vars", "the session's globals and their values"),
     (":type", ":type EXPR - the type of a value"),
     (":time", ":time EXPR - evaluate and print how long it took"),
@@ -168,6 +172,7 @@ impl Repl {
                 }
             }
             ":deopts" => self.deopts(),
+            ":memory" => self.memory(),
             ":trace" => match (arg, &mut self.session.jit) {
                 ("on" | "off", Some(jit)) => {
                     jit.options.trace = arg == "on";
@@ -393,6 +398,32 @@ impl Repl {
         }
     }
 
+    fn memory(&self) {
+        match resident_bytes() {
+            Some(bytes) => println!("resident memory: {}", size(bytes)),
+            None => println!("resident memory: not known on this system"),
+        }
+        match &self.session.jit {
+            Some(jit) => {
+                let stats = jit.code_stats();
+                println!(
+                    "compiled code: {} versions of {} functions, {} of machine code; the JIT module holds about {}",
+                    stats.versions,
+                    stats.functions,
+                    size(stats.code_bytes),
+                    size(stats.module_bytes)
+                );
+                println!(
+                    "code cache: flushed when over {}, {} flush(es) so far",
+                    size(crate::jit::CODE_CACHE_BUDGET),
+                    stats.flushes
+                );
+            }
+            None => println!("compiled code: none (the JIT is off in this tier)"),
+        }
+        println!("scripts kept: {}", self.session.scripts.len());
+    }
+
     fn deopts(&self) {
         let Some(jit) = &self.session.jit else {
             println!("the JIT is off in this tier");
@@ -411,6 +442,21 @@ impl Repl {
         if !any {
             println!("no deopts so far");
         }
+    }
+}
+
+/// The process's resident set size, from `/proc/self/statm` (Linux).
+fn resident_bytes() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b < 10 << 10 => format!("{b} bytes"),
+        b if b < 10 << 20 => format!("{:.1} KB", b as f64 / 1024.0),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
     }
 }
 

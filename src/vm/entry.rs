@@ -42,6 +42,7 @@ impl<'a> Vm<'a> {
         self.jit_ctx.stress_every = jit.options.deopt_stress as i64;
         self.jit_ctx.stress_left = jit.options.deopt_stress as i64;
         self.osr_threshold = jit.options.osr_threshold;
+        jit.vm_attached = true;
         self.jit = Some(jit);
     }
 
@@ -255,5 +256,15 @@ impl<'a> Vm<'a> {
         self.stack.truncate(base - 1);
         self.sync_stack_end();
         result
+    }
+}
+
+impl Drop for Vm<'_> {
+    fn drop(&mut self) {
+        // Compiled frames can only run while a VM holds the JIT: from now on its code may
+        // be freed (see `Jit::flush_code_cache`).
+        if let Some(jit) = self.jit.as_mut() {
+            jit.vm_attached = false;
+        }
     }
 }

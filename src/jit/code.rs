@@ -1,0 +1,209 @@
+//! The code table: each function's compiled versions (one per argument signature, plus
+//! OSR entries), its code-table slots, and what it was compiled to, for `:ir`, `:profile`
+//! and `ruchydbg`. It lives inside each `Proto`, so the VM finds a function's code from the
+//! function itself.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::infer::Ty;
+use crate::bytecode::proto::Proto;
+use crate::function::Closure;
+use crate::profile::{signature_text, SigKey};
+
+/// One compiled version of a function.
+pub struct CodeEntry {
+    pub key: SigKey,
+    /// Address of the entry called from Rust (arguments read from the registers).
+    pub entry: usize,
+    /// The result type the code was inferred to return (`Boxed`: any).
+    pub returns: Ty,
+    pub signature: String,
+    /// The Cranelift IR and the machine code (Cranelift's listing), when kept.
+    pub ir: Option<String>,
+    pub machine_code: Option<String>,
+    pub code_bytes: usize,
+    pub compile_time: Duration,
+    /// Closures and code-table slots the code has the addresses of: kept alive with it.
+    pub(super) _keep: (Vec<Rc<Closure>>, Vec<Rc<Cell<usize>>>),
+}
+
+/// A function's JIT state, inside its `Proto`.
+#[derive(Default)]
+pub struct FunctionJit {
+    pub(super) entries: RefCell<Vec<Rc<CodeEntry>>>,
+    /// Code-table slots, one per signature: the address of the compiled body, or 0. Compiled
+    /// callers load the slot at each call, so dropping code only clears it.
+    pub(super) slots: RefCell<Vec<(SigKey, Rc<Cell<usize>>)>>,
+    /// Signatures that could not be compiled, with the reason.
+    pub(super) failed: RefCell<Vec<(SigKey, String)>>,
+    /// OSR entries by loop header pc (`None`: could not be compiled).
+    pub(super) osr: RefCell<Vec<(usize, Option<Rc<CodeEntry>>)>>,
+    /// Dropped code: it may still be running in frames below (it is never freed, as
+    /// Cranelift cannot free one function), and it holds the addresses of what it keeps.
+    pub(super) retired: RefCell<Vec<Rc<CodeEntry>>>,
+    pub deopts: Cell<u32>,
+    pub blacklisted: Cell<bool>,
+}
+
+impl FunctionJit {
+    pub fn entry(&self, key: SigKey) -> Option<usize> {
+        self.entries
+            .borrow()
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.entry)
+    }
+
+    pub fn return_type(&self, key: SigKey) -> Option<Ty> {
+        self.entries
+            .borrow()
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.returns)
+    }
+
+    pub fn entries(&self) -> Vec<Rc<CodeEntry>> {
+        self.entries.borrow().clone()
+    }
+
+    pub fn failure(&self, key: SigKey) -> Option<String> {
+        self.failed
+            .borrow()
+            .iter()
+            .find(|f| f.0 == key)
+            .map(|f| f.1.clone())
+    }
+
+    pub fn failures(&self) -> Vec<(SigKey, String)> {
+        self.failed.borrow().clone()
+    }
+
+    pub(super) fn slot(&self, key: SigKey) -> Rc<Cell<usize>> {
+        let mut slots = self.slots.borrow_mut();
+        if let Some((_, s)) = slots.iter().find(|(k, _)| *k == key) {
+            return s.clone();
+        }
+        let s = Rc::new(Cell::new(0));
+        slots.push((key, s.clone()));
+        s
+    }
+
+    /// The OSR entry for the loop whose header is at `pc`: `Some(None)` when it could not
+    /// be compiled.
+    pub fn osr_entry(&self, pc: usize) -> Option<Option<usize>> {
+        self.osr
+            .borrow()
+            .iter()
+            .find(|o| o.0 == pc)
+            .map(|o| o.1.as_ref().map(|e| e.entry))
+    }
+
+    pub fn osr_entries(&self) -> Vec<(usize, Option<Rc<CodeEntry>>)> {
+        self.osr.borrow().clone()
+    }
+
+    /// Forgets all code, running or not (only when none can be running: see
+    /// `Jit::flush_code_cache`). Compile failures, deopt counts and the blacklist stay.
+    pub(super) fn forget_code(&self) {
+        self.entries.borrow_mut().clear();
+        self.retired.borrow_mut().clear();
+        self.osr.borrow_mut().retain(|o| o.1.is_none());
+        for (_, s) in self.slots.borrow().iter() {
+            s.set(0);
+        }
+    }
+
+    /// Drops every compiled version: callers fall back to the VM.
+    pub(super) fn drop_code(&self) {
+        let mut retired = self.retired.borrow_mut();
+        retired.append(&mut self.entries.borrow_mut());
+        retired.extend(self.osr.borrow_mut().drain(..).filter_map(|o| o.1));
+        for (_, s) in self.slots.borrow().iter() {
+            s.set(0);
+        }
+    }
+}
+
+/// What a function was compiled to: per signature, the IR and machine code when kept, or
+/// why it was not compiled. The text of `ruchydbg ir` and the REPL's `:ir`.
+pub fn describe_code(proto: &Proto) -> String {
+    let mut out = String::new();
+    let name = &proto.name;
+    let entries = proto.jit.entries();
+    for e in &entries {
+        out.push_str(&format!(
+            "; {name}{} compiled in {} us, {} bytes of machine code; returns {}\n",
+            e.signature,
+            e.compile_time.as_micros(),
+            e.code_bytes,
+            e.returns.name()
+        ));
+        match &e.ir {
+            Some(ir) => out.push_str(ir),
+            None => out.push_str("; (IR not kept: run with the IR switched on)\n"),
+        }
+        if let Some(asm) = &e.machine_code {
+            out.push_str(&format!(
+                "\n; machine code of {name}{}:\n{asm}",
+                e.signature
+            ));
+        }
+        out.push('\n');
+    }
+    for (key, reason) in proto.jit.failures() {
+        out.push_str(&format!(
+            "; {name}{} is not compiled: {reason}\n",
+            signature_text(key)
+        ));
+    }
+    if proto.jit.blacklisted.get() {
+        out.push_str(&format!(
+            "; {name} is blacklisted after {} deopts: it runs in the VM\n",
+            proto.jit.deopts.get()
+        ));
+    } else if entries.is_empty() && proto.jit.failures().is_empty() {
+        out.push_str(&format!(
+            "; {name} was not compiled (it was never called)\n"
+        ));
+    }
+    out
+}
+
+/// Where a function ended: in compiled code (which versions) or in the VM, and why. For
+/// `ruchydbg hotspots` and the REPL's `:profile`.
+pub fn tier_of(proto: &Proto) -> String {
+    let jit = &proto.jit;
+    if jit.blacklisted.get() {
+        return format!("vm: blacklisted after {} deopts", jit.deopts.get());
+    }
+    let mut parts = Vec::new();
+    let entries = jit.entries();
+    if !entries.is_empty() {
+        let versions: Vec<String> = entries.iter().map(|e| e.signature.clone()).collect();
+        parts.push(format!("jit {}", versions.join(" ")));
+    }
+    for (pc, entry) in jit.osr_entries() {
+        if entry.is_some() {
+            parts.push(format!("jit: OSR entry at line {}", proto.lines[pc]));
+        }
+    }
+    if !parts.is_empty() {
+        return parts.join("; ");
+    }
+    if let Some((key, reason)) = jit.failures().first() {
+        return format!(
+            "vm: {}{} not compiled: {reason}",
+            proto.name,
+            signature_text(*key)
+        );
+    }
+    match jit.deopts.get() {
+        0 if proto.line == 0 => {
+            "vm: the top level runs once (its loops may enter compiled code)".to_string()
+        }
+        0 => "vm: not hot (or not type-stable) enough to compile".to_string(),
+        n => format!("vm: code dropped after {n} deopt(s), not compiled again"),
+    }
+}
