@@ -67,6 +67,7 @@ impl Tier {
     }
 }
 
+#[derive(Clone)]
 pub struct Options {
     pub tier: Tier,
     pub max_depth: usize,

@@ -708,9 +708,19 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.b.switch_to_block(block);
             }
             open = self.instruction(pc);
-            if open && leaders[pc + 1] {
-                let out = self.out_state(pc);
-                if pc + 1 < n && self.types.states[pc + 1].is_some() {
+            if !open {
+                continue;
+            }
+            // Falling through to the next instruction: an edge like any other when the
+            // next one starts a block, or when the types differ. (They can: a register's
+            // type at `pc + 1` is the join of every type the inference ever gave it there,
+            // and a plan is not monotone in its operand types, so the instruction may now
+            // produce something more precise than that join, e.g. a guarded float where an
+            // earlier round saw a step writing a boxed value.)
+            let out = self.out_state(pc);
+            let next_state = self.types.states.get(pc + 1).cloned().flatten();
+            if leaders[pc + 1] || next_state.as_ref() != Some(&out) {
+                if next_state.is_some() {
                     self.edge(&out, pc + 1);
                 }
                 open = false;

@@ -1,0 +1,138 @@
+//! What the fuzz and stress tests share: a deterministic random generator, output capture,
+//! and running one program in-process under one engine configuration with a watchdog.
+
+#![allow(dead_code)]
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
+use std::time::Duration;
+
+use ruchy_jit::error::ErrorKind;
+use ruchy_jit::session::{Options, Session, Tier};
+
+/// A tiny deterministic generator (xorshift), so failures reproduce from their seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    /// True with probability `percent` in 100.
+    pub fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo + 1) as usize) as i64
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// Captures a session's output.
+#[derive(Clone, Default)]
+pub struct Captured(pub Rc<RefCell<Vec<u8>>>);
+
+impl Captured {
+    /// Takes what was printed so far.
+    pub fn take(&self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut *self.0.borrow_mut())).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An engine configuration: a tier; for `auto` optionally low thresholds (functions
+/// compile at their second call, loops enter compiled code after a few iterations), so
+/// programs move between the VM and compiled code mid-run; and `--deopt-stress`.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub tier: Tier,
+    /// `--jit-threshold` and `--osr-threshold` (0: the defaults).
+    pub thresholds: u64,
+    pub deopt_stress: u32,
+}
+
+impl Config {
+    pub const fn plain(tier: Tier) -> Config {
+        Config {
+            tier,
+            thresholds: 0,
+            deopt_stress: 0,
+        }
+    }
+
+    /// The command line that reproduces this configuration.
+    pub fn name(self) -> String {
+        let mut name = format!("--tier {}", self.tier.name());
+        if self.thresholds > 0 {
+            name += &format!(" --jit-threshold {0} --osr-threshold {0}", self.thresholds);
+        }
+        if self.deopt_stress > 0 {
+            name += &format!(" --deopt-stress {}", self.deopt_stress);
+        }
+        name
+    }
+
+    pub fn available(self) -> bool {
+        self.tier.available().is_ok()
+    }
+}
+
+/// What a run did: its output and its error (kind and location), or `None` when the
+/// watchdog had to interrupt it (then its output depends on timing).
+pub type Outcome = Option<(String, Option<(String, u32, u32)>)>;
+
+/// Runs one program on a fresh session (recursion limit `max_depth`), interrupting it
+/// after `watchdog`; a panic propagates to the caller.
+pub fn run_one(src: &str, config: Config, max_depth: usize, watchdog: Duration) -> Outcome {
+    let mut options = Options {
+        tier: config.tier,
+        max_depth,
+        ..Options::default()
+    };
+    if config.thresholds > 0 {
+        options.jit.call_threshold = config.thresholds;
+        options.jit.osr_threshold = config.thresholds;
+    }
+    options.jit.deopt_stress = config.deopt_stress;
+    let src = src.to_string();
+    ruchy_jit::stack::run_with_stack(64 << 20, move || {
+        let out = Captured::default();
+        let mut session = Session::new(&options, Box::new(out.clone())).expect("tier");
+        let flag = session.limits.interrupt.clone();
+        let (cancel, cancelled) = std::sync::mpsc::channel::<()>();
+        let timer = std::thread::spawn(move || {
+            if cancelled.recv_timeout(watchdog).is_err() {
+                ruchy_jit::limits::request_interrupt(&flag);
+            }
+        });
+        let result = session.run_program("fuzz.ruchy", &src);
+        let _ = cancel.send(());
+        let _ = timer.join();
+        let error = match result {
+            Ok(_) => None,
+            Err(e) if e.kind == ErrorKind::Interrupted => return None,
+            Err(e) => Some((e.kind.to_string(), e.span.lo, e.span.hi)),
+        };
+        Some((out.take(), error))
+    })
+}
