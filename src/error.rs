@@ -205,11 +205,24 @@ impl Error {
         } else {
             text.chars().count().saturating_sub(col - 1).max(1)
         };
-        let lead: String = text
-            .chars()
-            .take(col - 1)
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
+        // A very long line is shown as a window around the column.
+        let chars: Vec<char> = text.chars().collect();
+        let start = if chars.len() > SHOWN_COLUMNS && col > SHOWN_COLUMNS / 2 {
+            col - 1 - SHOWN_COLUMNS / 2
+        } else {
+            0
+        };
+        let end = (start + SHOWN_COLUMNS).min(chars.len());
+        let prefix = if start > 0 { "..." } else { "" };
+        let suffix = if end < chars.len() { "..." } else { "" };
+        let shown: String = chars[start..end].iter().collect();
+        let text = format!("{prefix}{shown}{suffix}");
+        let width = width.min(end.saturating_sub(col - 1)).max(1);
+        let lead: String = " ".repeat(prefix.len())
+            + &chars[start..(col - 1).min(chars.len())]
+                .iter()
+                .map(|&c| if c == '\t' { '\t' } else { ' ' })
+                .collect::<String>();
         let carets = "^".repeat(width.max(1));
         if color {
             out.push_str(&format!("{}\n{}\n", arrow.blue(), bar.blue()));
@@ -223,6 +236,9 @@ impl Error {
         out
     }
 }
+
+/// Columns of a source line shown under an error; longer lines show a window.
+const SHOWN_COLUMNS: usize = 120;
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -250,6 +266,22 @@ mod tests {
             text,
             "error: Division by zero\n --> t.ruchy:2:5\n  |\n2 |     a / b\n  |     ^^^^^\n"
         );
+    }
+
+    #[test]
+    fn a_long_line_shows_a_window_around_the_column() {
+        let mut sources = SourceMap::default();
+        let line = format!("{}1 / 0{}", "1 + ".repeat(100), " + 1".repeat(100));
+        let id = sources.add("t.ruchy", &line);
+        let err = Error::new(ErrorKind::DivisionByZero, Span::new(id, 400, 405));
+        let text = err.render(&sources, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].ends_with("t.ruchy:1:401"));
+        assert!(lines[3].starts_with("1 | ...") && lines[3].ends_with("..."));
+        assert!(lines[3].len() < 140);
+        // The caret is still under the culprit.
+        let caret = lines[4].find('^').expect("a caret");
+        assert_eq!(&lines[3][caret..caret + 5], "1 / 0");
     }
 
     #[test]

@@ -245,3 +245,24 @@ fn the_front_end_takes_any_input() {
         );
     }
 }
+
+/// A file that is not UTF-8 is a syntax error at its first bad byte (exit code 1), not a
+/// failure to read it.
+#[test]
+fn a_file_that_is_not_utf8_is_a_syntax_error_with_its_location() {
+    let dir = std::env::temp_dir().join(format!("ruchy-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("bad.ruchy");
+    std::fs::write(&file, b"println(1)\nlet x = \"a\xffb\"\n").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ruchy"))
+        .arg("run")
+        .arg(&file)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run ruchy");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not valid UTF-8 (byte 0xff)"), "{stderr}");
+    assert!(stderr.contains("bad.ruchy:2:11"), "{stderr}");
+    assert!(stderr.contains("\n  |           ^\n"), "{stderr}");
+}

@@ -152,11 +152,32 @@ fn main() -> ExitCode {
             }
         }
         Command::Run(file) => {
-            let text = match std::fs::read_to_string(&file) {
-                Ok(t) => t,
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
                 Err(e) => {
                     eprintln!("ruchy: cannot read {file}: {e}");
                     return ExitCode::from(2);
+                }
+            };
+            let text = match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    // A syntax error at the first bad byte (the text before it is intact).
+                    let at = e.utf8_error().valid_up_to();
+                    let byte = e.as_bytes()[at];
+                    let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    return run(&args.options, move |s| {
+                        let id = s.sources.add(&file, &text);
+                        let message = format!("the file is not valid UTF-8 (byte 0x{byte:02x})");
+                        Err(ruchy_jit::error::Error::new(
+                            ruchy_jit::error::ErrorKind::Syntax(message),
+                            ruchy_jit::syntax::source::Span::new(
+                                id,
+                                at,
+                                at + '\u{FFFD}'.len_utf8(),
+                            ),
+                        ))
+                    });
                 }
             };
             let profile = args.options.timing;
