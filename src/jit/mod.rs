@@ -49,6 +49,10 @@ impl Default for JitOptions {
             deopt_stress: 0,
             keep_ir: false,
             trace: false,
+            inline_depth: std::env::var("RUCHY_INLINE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct JitOptions {
     pub keep_ir: bool,
     /// Print each event to stderr as it happens.
     pub trace: bool,
+    /// Levels of self-recursion unrolled inline (see `translate::inline_self_call`).
+    pub inline_depth: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -645,6 +651,7 @@ impl Jit {
             epoch: crate::globals::function_epoch(),
             epoch_addr: &crate::globals::FUNCTION_EPOCH as *const _ as usize,
             deopt_stress: self.options.deopt_stress,
+            inline_depth: self.options.inline_depth,
         };
         // The code may hand its own closure to the VM (see `Translator::new`).
         let mut keep_closures = vec![closure.clone()];

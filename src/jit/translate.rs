@@ -45,6 +45,7 @@ pub struct HelperRefs {
 }
 
 /// What a fast call site needs that `infer` does not know: where the callee is.
+#[derive(Clone, Copy)]
 pub enum CallTarget {
     Direct(FuncRef),
     /// The address of the code-table slot for (callee, signature) and the closure pointer.
@@ -54,6 +55,7 @@ pub enum CallTarget {
     },
 }
 
+#[derive(Clone, Copy)]
 pub struct FastCallSite {
     pub target: CallTarget,
     pub closure: usize,
@@ -67,6 +69,22 @@ pub struct Settings {
     pub epoch: u64,
     pub epoch_addr: usize,
     pub deopt_stress: u32,
+    /// How many levels of direct self-calls are inlined (bounded unrolling of
+    /// self-recursion; 0 in tier 1).
+    pub inline_depth: usize,
+}
+
+/// What belongs to one activation being translated: the outermost function, or a
+/// self-call inlined into it, which works on the callee's window (`regs`), one level
+/// deeper, with its own blocks and variables, and leaves by jumping to the call's
+/// continuation (`exit`) instead of returning.
+struct FrameParts {
+    blocks: Vec<Option<Block>>,
+    vars: Vec<[Variable; 3]>,
+    regs: ClValue,
+    level: ClValue,
+    hoisted: std::collections::HashMap<usize, (usize, Variable, Variable, bool)>,
+    exit: Option<Block>,
 }
 
 const TAG_NIL: i64 = 0;
@@ -132,6 +150,13 @@ pub struct Translator<'a, 'b> {
     /// pc -> (the `LOOPENTER` pc, product and overflow variables, whether an OSR entry
     /// jumps into that loop, and then computes them too).
     hoisted: std::collections::HashMap<usize, (usize, Variable, Variable, bool)>,
+    /// Where the activation being translated leaves: `None` returns from the function;
+    /// an inlined call jumps to its continuation with `(tag, payload)`.
+    exit: Option<Block>,
+    /// Inlined self-calls around the activation being translated.
+    inline_level: usize,
+    /// Self-calls inlined so far (for `:ir` and the events).
+    pub inlined: usize,
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
@@ -194,6 +219,35 @@ impl<'a, 'b> Translator<'a, 'b> {
             spill_capacity: live.max_live().min(regs),
             uses_window,
             hoisted: std::collections::HashMap::new(),
+            exit: None,
+            inline_level: 0,
+            inlined: 0,
+        }
+    }
+
+    /// Switches to translating another activation; returns the one that was current.
+    fn swap_frame(&mut self, frame: FrameParts) -> FrameParts {
+        FrameParts {
+            blocks: std::mem::replace(&mut self.blocks, frame.blocks),
+            vars: std::mem::replace(&mut self.vars, frame.vars),
+            regs: std::mem::replace(&mut self.regs, frame.regs),
+            level: std::mem::replace(&mut self.level, frame.level),
+            hoisted: std::mem::replace(&mut self.hoisted, frame.hoisted),
+            exit: std::mem::replace(&mut self.exit, frame.exit),
+        }
+    }
+
+    /// Leaves the activation with `(tag, payload)`: returns from the function, or, in an
+    /// inlined call, continues after the call.
+    fn leave(&mut self, result: &[ClValue]) {
+        match self.exit {
+            None => {
+                self.b.ins().return_(result);
+            }
+            Some(cont) => {
+                let args = [result[0].into(), result[1].into()];
+                self.b.ins().jump(cont, &args);
+            }
         }
     }
 
@@ -377,7 +431,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             ],
         );
         let r = self.b.inst_results(call).to_vec();
-        self.b.ins().return_(&r);
+        self.leave(&r);
     }
 
     /// A cold block that deoptimizes at `pc` (state before `pc`); returns the block.
@@ -400,7 +454,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     fn return_error(&mut self) {
         let tag = self.iconst(TAG_ERROR);
         let zero = self.iconst(0);
-        self.b.ins().return_(&[tag, zero]);
+        self.leave(&[tag, zero]);
     }
 
     /// Counts a guard in deopt-stress mode: every Nth guard fails on purpose.
@@ -535,7 +589,6 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Emits the entry: stack checks, locals that start as nil, the parameters.
     pub fn entry(&mut self, params: &[Ty]) {
         self.plan_hoisting();
-        let proto = self.env.proto;
 
         // Unboxed parameters.
         let mut next_param = 4;
@@ -547,14 +600,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.set(i as Reg, *ty, v);
             }
         }
-        // Locals read before they are written start as nil, as in the VM.
-        for r in self.env.argc..proto.num_locals as usize {
-            if self.live.is_live(0, r) {
-                let tag = self.iconst(TAG_NIL);
-                let zero = self.iconst(0);
-                self.store_boxed(r as Reg, tag, zero);
-            }
-        }
+        self.nil_locals();
         // Deep native recursion continues in the VM, whose frames are on the heap.
         let sp = self.b.ins().get_stack_pointer(I64);
         let limit = self.b.ins().load(I64, flags(), self.ctx, offsets::SP_LIMIT);
@@ -562,6 +608,17 @@ impl<'a, 'b> Translator<'a, 'b> {
         let to_vm = self.cold_deopt(0, runtime::REASON_SLOW_PATH, None);
         let start = self.block_for(0);
         self.b.ins().brif(low, to_vm, &[], start, &[]);
+    }
+
+    /// Locals read before they are written start as nil, as in the VM.
+    fn nil_locals(&mut self) {
+        for r in self.env.argc..self.env.proto.num_locals as usize {
+            if self.live.is_live(0, r) {
+                let tag = self.iconst(TAG_NIL);
+                let zero = self.iconst(0);
+                self.store_boxed(r as Reg, tag, zero);
+            }
+        }
     }
 
     /// Emits the entry of an OSR variant: the VM frame's registers of unboxed type are
@@ -1313,10 +1370,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// directly, for self-recursion), falling back to the VM when the callee changed, is
     /// not compiled yet, or the depth limit or an interrupt is due.
     fn fast_call(&mut self, pc: usize, base: Reg, argc: u8, result: Ty, state: &[Ty]) {
-        let site = self
-            .calls
-            .remove(&pc)
-            .expect("fast call sites are prepared");
+        let site = *self.calls.get(&pc).expect("fast call sites are prepared");
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.set_cold_block(slow);
@@ -1368,18 +1422,24 @@ impl<'a, 'b> Translator<'a, 'b> {
             let r = base + 1 + i;
             args.push(self.get(r, state[r as usize]));
         }
-        let call = match site.target {
-            CallTarget::Direct(f) => self.b.ins().call(f, &args),
+        let results = match site.target {
+            CallTarget::Direct(_) if self.inline_level < self.settings.inline_depth => {
+                self.inline_self_call(&args)
+            }
+            CallTarget::Direct(f) => {
+                let call = self.b.ins().call(f, &args);
+                self.b.inst_results(call).to_vec()
+            }
             CallTarget::Slot { slot, sig } => {
                 let slot_addr = self.iconst(slot as i64);
                 let code = self.b.ins().load(I64, flags(), slot_addr, 0);
                 let call_block = self.b.create_block();
                 self.b.ins().brif(code, call_block, &[], slow, &[]);
                 self.b.switch_to_block(call_block);
-                self.b.ins().call_indirect(sig, code, &args)
+                let call = self.b.ins().call_indirect(sig, code, &args);
+                self.b.inst_results(call).to_vec()
             }
         };
-        let results = self.b.inst_results(call).to_vec();
         let out = self.out_state(pc);
         if result.is_unboxed() {
             // Both paths meet in one check of the result's type.
@@ -1410,6 +1470,54 @@ impl<'a, 'b> Translator<'a, 'b> {
             self.b.ins().jump(done, &[]);
         }
         self.b.switch_to_block(done);
+    }
+
+    /// Translates a direct self-call with `args` (as the call would pass them) inline: the
+    /// body again, on the callee's window, one level deeper. Its exits (return, deopt,
+    /// error) all arrive at one continuation with the `(tag, payload)` a call would have
+    /// returned, so what follows is the same as after a call: a deopt inside lands in the
+    /// callee's own VM frame, which the VM finishes, and its result comes back here.
+    fn inline_self_call(&mut self, args: &[ClValue]) -> Vec<ClValue> {
+        let cont = self.b.create_block();
+        self.b.append_block_param(cont, I64);
+        self.b.append_block_param(cont, I64);
+        let regs = self.env.proto.num_regs as usize;
+        let vars = (0..regs)
+            .map(|_| {
+                [
+                    self.b.declare_var(I64),
+                    self.b.declare_var(F64),
+                    self.b.declare_var(I8),
+                ]
+            })
+            .collect();
+        let frame = FrameParts {
+            blocks: vec![None; self.env.proto.code.len() + 1],
+            vars,
+            regs: args[2],
+            level: args[3],
+            hoisted: std::collections::HashMap::new(),
+            exit: Some(cont),
+        };
+        let outer = self.swap_frame(frame);
+        self.inline_level += 1;
+        self.inlined += 1;
+        self.plan_hoisting();
+        let mut next_arg = 4;
+        for (i, ty) in self.env.params.clone().iter().enumerate() {
+            if ty.is_unboxed() {
+                self.set(i as Reg, *ty, args[next_arg]);
+                next_arg += 1;
+            }
+        }
+        self.nil_locals();
+        let start = self.block_for(0);
+        self.b.ins().jump(start, &[]);
+        self.body();
+        self.inline_level -= 1;
+        self.swap_frame(outer);
+        self.b.switch_to_block(cont);
+        self.b.block_params(cont).to_vec()
     }
 
     /// Checks a call's `(tag, payload)` against the expected type and continues at `done`.
@@ -1516,7 +1624,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 self.b.ins().call(self.helpers.clear, &[self.regs, n]);
             }
             let tag = self.iconst(tag_of(ty));
-            self.b.ins().return_(&[tag, bits]);
+            self.leave(&[tag, bits]);
         } else {
             let src_v = self.iconst(src as i64);
             let n = self.iconst(self.env.proto.num_regs as i64);
@@ -1525,7 +1633,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 .ins()
                 .call(self.helpers.return_boxed, &[self.regs, src_v, n]);
             let r = self.b.inst_results(call).to_vec();
-            self.b.ins().return_(&r);
+            self.leave(&r);
         }
     }
 
