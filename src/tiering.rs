@@ -59,6 +59,17 @@ impl Vm<'_> {
     }
 }
 
+impl Vm<'_> {
+    /// Tier 2 for `closure`'s tier-1 code that got hot (see `runtime::rt_tier_up`): the
+    /// address of its body, or 0.
+    pub(crate) fn tier_up(&mut self, closure: &Rc<Closure>, key: SigKey) -> usize {
+        match self.jit.as_mut() {
+            Some(jit) => jit.compile_tier2(closure, key, self.globals),
+            None => 0,
+        }
+    }
+}
+
 /// The OSR entry for the loop at `header` of a running frame (whose registers are
 /// `window`), compiling it the first time; `None` keeps the loop in the VM. (Takes the VM's
 /// parts: the dispatch loop holds its frame's registers borrowed.)

@@ -1,5 +1,6 @@
 //! Differential fuzzing across tiers: random programs (see `generator/`) run under the
-//! tree-walker, the VM, the JIT, tiering with low thresholds, and with `--deopt-stress`;
+//! tree-walker, the VM, the JIT (tier 1 and tier 2), tiering with low thresholds, and with
+//! `--deopt-stress`;
 //! any difference in output, error kind or error location fails the test and prints the
 //! program shrunk to the lines that still show the difference, with the two configurations
 //! that disagree.
@@ -23,25 +24,29 @@ const MAX_DEPTH: usize = 2_000;
 const WATCHDOG: Duration = Duration::from_secs(5);
 
 fn configs() -> Vec<Config> {
-    let auto = |thresholds, deopt_stress| Config {
+    let auto = |thresholds, deopt_stress, tier2| Config {
         tier: Tier::Auto,
         thresholds,
         deopt_stress,
+        tier2,
     };
-    let jit = |deopt_stress| Config {
+    let jit = |deopt_stress, tier2| Config {
         tier: Tier::Jit,
         thresholds: 0,
         deopt_stress,
+        tier2,
     };
     [
         Config::plain(Tier::Ast),
         Config::plain(Tier::Vm),
-        jit(0),
-        jit(1),
-        jit(3),
-        auto(1, 0),
-        auto(2, 2),
-        auto(0, 0),
+        jit(0, None),
+        jit(1, None),
+        jit(3, None),
+        jit(0, Some(0)),
+        jit(2, Some(0)),
+        auto(1, 0, None),
+        auto(2, 2, Some(2)),
+        auto(0, 0, None),
     ]
     .into_iter()
     .filter(|c| c.available())

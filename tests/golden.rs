@@ -220,6 +220,56 @@ fn golden_programs_auto_deopt_stress_1() {
     check_all(Tier::Auto, &["--deopt-stress", "1"]);
 }
 
+/// Tier 2 (self-recursion unrolled inline) forced for every compile, alone and with guards
+/// failing on purpose, so deopts happen inside inlined activations.
+#[test]
+fn golden_programs_tier2() {
+    check_all(Tier::Jit, &["--tier2-threshold", "0"]);
+}
+
+#[test]
+fn golden_programs_tier2_deopt_stress_1() {
+    check_all(
+        Tier::Jit,
+        &["--tier2-threshold", "0", "--deopt-stress", "1"],
+    );
+}
+
+#[test]
+fn golden_programs_tier2_deopt_stress_3() {
+    check_all(
+        Tier::Jit,
+        &["--tier2-threshold", "0", "--deopt-stress", "3"],
+    );
+}
+
+/// Tiering all the way: the VM, tier 1 after 2 calls, tier 2 after 3 calls of tier-1 code
+/// (handing over mid-recursion), with deopt-stress.
+#[test]
+fn golden_programs_auto_tier2_threshold_3_deopt_stress_7() {
+    check_all(
+        Tier::Auto,
+        &[
+            "--jit-threshold",
+            "2",
+            "--osr-threshold",
+            "2",
+            "--tier2-threshold",
+            "3",
+            "--deopt-stress",
+            "7",
+        ],
+    );
+}
+
+#[test]
+fn golden_programs_auto_tier2_threshold_1() {
+    check_all(
+        Tier::Auto,
+        &["--jit-threshold", "1", "--tier2-threshold", "1"],
+    );
+}
+
 #[test]
 fn at_least_one_tier_and_enough_programs() {
     assert!(ALL_TIERS.iter().any(|t| t.available().is_ok()));

@@ -121,3 +121,87 @@ fn ruchydbg_ir_of_a_function_never_called() {
         "{text}"
     );
 }
+
+/// Tier 2 unrolls self-recursion: fib's body appears seven times in its IR (itself, two
+/// inlined calls, and two inlined in each of those), with two checked subtractions each;
+/// only the innermost calls remain real calls.
+#[test]
+fn tier2_ir_shows_the_inlined_self_calls() {
+    let text = std::fs::read_to_string(root().join("tests/bytecode/fib.ruchy"))
+        .expect("fib program")
+        + "println(fib(15))\n";
+    let file = std::env::temp_dir().join(format!("ruchy-ir2-{}.ruchy", std::process::id()));
+    std::fs::write(&file, text).expect("write program");
+    let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
+        .arg("ir")
+        .arg(&file)
+        .args(["fib", "--tier2-threshold", "0"])
+        .output()
+        .expect("run ruchydbg");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with(
+            "; fib(int) at tier 2 (self-recursion unrolled 2 levels deep: 6 self-calls inlined) compiled in"
+        ),
+        "{text}"
+    );
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    assert_eq!(ir.matches("ssub_overflow").count(), 14, "{ir}");
+    // The four innermost activations make their two calls each for real.
+    let direct: Vec<&str> = ir
+        .lines()
+        .filter(|l| l.contains("= colocated"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let calls: usize = direct
+        .iter()
+        .map(|f| ir.matches(&format!("call {f}(")).count())
+        .sum();
+    assert_eq!(calls, 8, "{ir}");
+}
+
+/// With tiering, fib's tier-1 code counts its calls and hands over to tier 2 mid-recursion;
+/// deopts inside inlined activations land in their own VM frames.
+#[test]
+fn tier1_code_tiers_up_and_inlined_deopts_keep_results() {
+    let program = root().join("tests/programs/tier2_deopt_in_inlined_calls.ruchy");
+    let program = program.to_str().expect("utf-8 path");
+    let (out, err, _) = run(&[
+        "run",
+        program,
+        "--tier",
+        "jit",
+        "--tier2-threshold",
+        "0",
+        "--trace-jit",
+    ]);
+    let expected = std::fs::read_to_string(
+        root().join("tests/programs/tier2_deopt_in_inlined_calls.expected"),
+    )
+    .expect("expected output");
+    assert_eq!(out, expected, "{err}");
+    assert!(
+        err.contains("[jit] compiled walk(int) at tier 2 (2 self-calls inlined)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[jit] deopt walk at line 9: expected int, got string"),
+        "{err}"
+    );
+
+    let fib = std::fs::read_to_string(root().join("tests/bytecode/fib.ruchy")).expect("fib")
+        + "println(fib(25))\n";
+    let file = std::env::temp_dir().join(format!("ruchy-t2-{}.ruchy", std::process::id()));
+    std::fs::write(&file, fib).expect("write program");
+    let file = file.to_str().expect("utf-8 path");
+    let (out, err, code) = run(&["run", file, "--trace-jit", "--tier2-threshold", "500"]);
+    assert_eq!((out.as_str(), code), ("75025\n", 0), "{err}");
+    let tier1 = err
+        .find("[jit] compiled fib(int) in")
+        .expect("tier 1 first");
+    let tier2 = err
+        .find("[jit] compiled fib(int) at tier 2 (6 self-calls inlined)")
+        .expect("then tier 2");
+    assert!(tier1 < tier2, "{err}");
+}

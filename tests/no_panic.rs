@@ -152,6 +152,7 @@ fn random_and_mutated_inputs_never_panic_and_every_tier_agrees() {
         Config::plain(Tier::Auto),
         Config {
             thresholds: 1,
+            tier2: Some(1),
             ..Config::plain(Tier::Auto)
         },
     ]

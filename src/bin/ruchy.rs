@@ -22,6 +22,9 @@ OPTIONS:
     --jit-threshold N            (auto) calls after which a function is compiled (default 1000)
     --osr-threshold N            (auto) loop iterations after which a running loop moves to
                                  compiled code (default 1000)
+    --tier2-threshold N|off      (jit, auto) calls of a function's tier-1 code after which
+                                 it is recompiled at tier 2, the optimizing tier (default
+                                 10000; 0: tier 2 at once; off: never)
     --deopt-stress N             (jit) every Nth guard in compiled code fails on purpose
     --trace-jit                  print each JIT event (compiled, deopt, blacklisted) on stderr
     --max-depth N                recursion limit in call frames (default: 200000)
@@ -84,6 +87,15 @@ fn parse_args(mut argv: Vec<String>) -> Result<Args, String> {
                 } else {
                     options.jit.osr_threshold = n;
                 }
+            }
+            "--tier2-threshold" => {
+                let v = value(&flag)?;
+                options.jit.tier2_threshold = match v.as_str() {
+                    "off" => u64::MAX,
+                    _ => v.parse().map_err(|_| {
+                        format!("--tier2-threshold expects a number or off, got '{v}'")
+                    })?,
+                };
             }
             "--deopt-stress" => {
                 let v = value("--deopt-stress")?;

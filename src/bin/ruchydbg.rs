@@ -32,8 +32,10 @@ USAGE:
         --json                           machine-readable results
     ruchydbg --help | --version
 
-    ruchydbg ir FILE FUNCTION            run FILE with --tier jit; print the Cranelift IR and
+    ruchydbg ir FILE FUNCTION [--tier2-threshold N]
+                                         run FILE with --tier jit; print the Cranelift IR and
                                          machine code FUNCTION was compiled to, per signature
+                                         and tier (0 compiles tier 2 at once)
 ";
 
 fn main() -> ExitCode {
@@ -59,8 +61,12 @@ fn main() -> ExitCode {
         Some("hotspots") => hotspots(&args[1..]),
         Some("benchmark") => benchmark(&args[1..]),
         Some("ir") => match &args[1..] {
-            [file, function] => ir(file, function),
-            _ => usage_error("'ruchydbg ir' takes FILE and FUNCTION"),
+            [file, function] => ir(file, function, None),
+            [file, function, flag, n] if flag == "--tier2-threshold" => match n.parse() {
+                Ok(n) => ir(file, function, Some(n)),
+                Err(_) => usage_error("--tier2-threshold expects a number"),
+            },
+            _ => usage_error("'ruchydbg ir' takes FILE and FUNCTION [--tier2-threshold N]"),
         },
         Some(other) => usage_error(&format!("unknown command '{other}'")),
     }
@@ -121,7 +127,7 @@ fn bytecode(file: &str, function: Option<&String>) -> ExitCode {
 }
 
 /// Runs `file` in the JIT tier and prints what `function` was compiled to.
-fn ir(file: &str, function: &str) -> ExitCode {
+fn ir(file: &str, function: &str, tier2_threshold: Option<u64>) -> ExitCode {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
@@ -134,6 +140,9 @@ fn ir(file: &str, function: &str) -> ExitCode {
         ..Options::default()
     };
     options.jit.keep_ir = true;
+    if let Some(n) = tier2_threshold {
+        options.jit.tier2_threshold = n;
+    }
     let size = stack::stack_size_for(options.max_depth);
     let (out, status) = stack::run_with_stack(size, move || {
         let mut session = match Session::new(&options, Box::new(std::io::sink())) {

@@ -25,8 +25,21 @@ pub struct CodeEntry {
     pub machine_code: Option<String>,
     pub code_bytes: usize,
     pub compile_time: Duration,
+    /// 1, or 2 for the optimizing tier.
+    pub tier: u8,
+    /// Self-calls translated inline (tier 2).
+    pub inlined: usize,
     /// Closures and code-table slots the code has the addresses of: kept alive with it.
-    pub(super) _keep: (Vec<Rc<Closure>>, Vec<Rc<Cell<usize>>>),
+    pub(super) _keep: Kept,
+}
+
+/// What compiled code has the addresses of, kept alive with it: closures it calls (its own
+/// included), code-table slots, and its tier-up counter.
+#[allow(dead_code)] // held, never read: owning them is the point
+pub(super) struct Kept {
+    pub closures: Vec<Rc<Closure>>,
+    pub slots: Vec<Rc<Cell<usize>>>,
+    pub tier_up: Option<Rc<super::runtime::TierUp>>,
 }
 
 /// A function's JIT state, inside its `Proto`.
@@ -43,6 +56,8 @@ pub struct FunctionJit {
     /// Dropped code: it may still be running in frames below (it is never freed, as
     /// Cranelift cannot free one function), and it holds the addresses of what it keeps.
     pub(super) retired: RefCell<Vec<Rc<CodeEntry>>>,
+    /// Tier-up counters, one per signature compiled at tier 1.
+    pub(super) tier_ups: RefCell<Vec<Rc<super::runtime::TierUp>>>,
     pub deopts: Cell<u32>,
     pub blacklisted: Cell<bool>,
 }
@@ -104,12 +119,39 @@ impl FunctionJit {
         self.osr.borrow().clone()
     }
 
+    /// The tier-up state for signature `key` (compiled for `closure`).
+    pub(super) fn tier_up(&self, key: SigKey, closure: &Rc<Closure>) -> Rc<super::runtime::TierUp> {
+        let mut all = self.tier_ups.borrow_mut();
+        if let Some(t) = all.iter().find(|t| t.key == key) {
+            return t.clone();
+        }
+        let t = Rc::new(super::runtime::TierUp {
+            count: Cell::new(0),
+            tier2_body: Cell::new(0),
+            closure: Rc::as_ptr(closure),
+            key,
+        });
+        all.push(t.clone());
+        t
+    }
+
+    /// Moves the tier-1 version for `key` out (it may still be running) for `tier2`.
+    pub(super) fn replace_with_tier2(&self, tier2: Rc<CodeEntry>) {
+        let key = tier2.key;
+        let mut entries = self.entries.borrow_mut();
+        let mut retired = self.retired.borrow_mut();
+        retired.extend(entries.iter().filter(|e| e.key == key).cloned());
+        entries.retain(|e| e.key != key);
+        entries.push(tier2);
+    }
+
     /// Forgets all code, running or not (only when none can be running: see
     /// `Jit::flush_code_cache`). Compile failures, deopt counts and the blacklist stay.
     pub(super) fn forget_code(&self) {
         self.entries.borrow_mut().clear();
         self.retired.borrow_mut().clear();
         self.osr.borrow_mut().retain(|o| o.1.is_none());
+        self.tier_ups.borrow_mut().clear();
         for (_, s) in self.slots.borrow().iter() {
             s.set(0);
         }
@@ -120,6 +162,12 @@ impl FunctionJit {
         let mut retired = self.retired.borrow_mut();
         retired.append(&mut self.entries.borrow_mut());
         retired.extend(self.osr.borrow_mut().drain(..).filter_map(|o| o.1));
+        // Code compiled anew starts at tier 1 again; running tier-1 code keeps its own
+        // counter, now without a tier-2 body to hand over to.
+        for t in self.tier_ups.borrow_mut().drain(..) {
+            t.tier2_body.set(0);
+            t.count.set(i64::MIN);
+        }
         for (_, s) in self.slots.borrow().iter() {
             s.set(0);
         }
@@ -133,8 +181,16 @@ pub fn describe_code(proto: &Proto) -> String {
     let name = &proto.name;
     let entries = proto.jit.entries();
     for e in &entries {
+        let tier = match e.tier {
+            2 => format!(
+                " at tier 2 (self-recursion unrolled {} levels deep: {} self-calls inlined)",
+                super::TIER2_UNROLL,
+                e.inlined
+            ),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "; {name}{} compiled in {} us, {} bytes of machine code; returns {}\n",
+            "; {name}{}{tier} compiled in {} us, {} bytes of machine code; returns {}\n",
             e.signature,
             e.compile_time.as_micros(),
             e.code_bytes,
@@ -181,7 +237,13 @@ pub fn tier_of(proto: &Proto) -> String {
     let mut parts = Vec::new();
     let entries = jit.entries();
     if !entries.is_empty() {
-        let versions: Vec<String> = entries.iter().map(|e| e.signature.clone()).collect();
+        let versions: Vec<String> = entries
+            .iter()
+            .map(|e| match e.tier {
+                2 => format!("{} at tier 2", e.signature),
+                _ => e.signature.clone(),
+            })
+            .collect();
         parts.push(format!("jit {}", versions.join(" ")));
     }
     for (pc, entry) in jit.osr_entries() {

@@ -540,6 +540,41 @@ pub(crate) fn free_module(module: cranelift_jit::JITModule) {
     unsafe { module.free_memory() }
 }
 
+/// A function's tier-up state for one signature. Its tier-1 code counts its entries in
+/// `count`; past the threshold it asks for tier 2 (`rt_tier_up`), and from then on hands
+/// each call it receives to `tier2_body` (its own direct self-calls included, so a deep
+/// recursion started in tier 1 moves to tier 2 below). `repr(C)`: compiled code reads and
+/// writes the first two fields at offsets 0 and 8.
+#[repr(C)]
+pub struct TierUp {
+    pub count: std::cell::Cell<i64>,
+    pub tier2_body: std::cell::Cell<usize>,
+    /// The closure and signature the tier-1 code was compiled for; that code keeps the
+    /// closure alive while it can run.
+    pub closure: *const Closure,
+    pub key: crate::profile::SigKey,
+}
+
+/// Called by tier-1 code whose count passed the threshold: compiles tier 2 (once) and
+/// returns its body's address, or 0 when it cannot be had (then the count is parked so
+/// that tier 1 stops asking).
+extern "C" fn rt_tier_up(ctx: *mut JitCtx, tier_up: *const TierUp) -> u64 {
+    // SAFETY: called from compiled code, whose context points at the running VM.
+    let vm = unsafe { vm_of(ctx) };
+    // SAFETY: the code that calls this holds an `Rc` of the `TierUp` it passes.
+    let tier_up = unsafe { &*tier_up };
+    if tier_up.tier2_body.get() == 0 {
+        // SAFETY: the closure is kept alive by the calling code (see `TierUp::closure`).
+        let closure = unsafe { closure_of(tier_up.closure) };
+        let body = vm.tier_up(&closure, tier_up.key);
+        tier_up.tier2_body.set(body);
+        if body == 0 {
+            tier_up.count.set(i64::MIN);
+        }
+    }
+    tier_up.tier2_body.get() as u64
+}
+
 /// The helpers by name, for the module's symbol table.
 pub fn helper_symbols() -> Vec<(&'static str, *const u8)> {
     vec![
@@ -553,5 +588,6 @@ pub fn helper_symbols() -> Vec<(&'static str, *const u8)> {
         ("rt_set_index", rt_set_index as *const u8),
         ("rt_push", rt_push as *const u8),
         ("rt_copy", rt_copy as *const u8),
+        ("rt_tier_up", rt_tier_up as *const u8),
     ]
 }

@@ -42,6 +42,7 @@ pub struct HelperRefs {
     pub set_index: FuncRef,
     pub push: FuncRef,
     pub copy: FuncRef,
+    pub tier_up: FuncRef,
 }
 
 /// What a fast call site needs that `infer` does not know: where the callee is.
@@ -72,6 +73,9 @@ pub struct Settings {
     /// How many levels of direct self-calls are inlined (bounded unrolling of
     /// self-recursion; 0 in tier 1).
     pub inline_depth: usize,
+    /// Tier-1 code that counts its calls: the address of its `runtime::TierUp` and the
+    /// threshold past which it moves to tier 2.
+    pub tier_up: Option<(usize, i64)>,
 }
 
 /// What belongs to one activation being translated: the outermost function, or a
@@ -601,6 +605,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
         }
         self.nil_locals();
+        if let Some((address, threshold)) = self.settings.tier_up {
+            self.count_toward_tier2(address, threshold);
+        }
         // Deep native recursion continues in the VM, whose frames are on the heap.
         let sp = self.b.ins().get_stack_pointer(I64);
         let limit = self.b.ins().load(I64, flags(), self.ctx, offsets::SP_LIMIT);
@@ -608,6 +615,41 @@ impl<'a, 'b> Translator<'a, 'b> {
         let to_vm = self.cold_deopt(0, runtime::REASON_SLOW_PATH, None);
         let start = self.block_for(0);
         self.b.ins().brif(low, to_vm, &[], start, &[]);
+    }
+
+    /// Tier 1's call counter: past `threshold` calls, the call is handed to the tier-2
+    /// body (compiled by `rt_tier_up` the first time) with the same arguments, and its
+    /// result returned.
+    fn count_toward_tier2(&mut self, address: usize, threshold: i64) {
+        let tier_up = self.iconst(address as i64);
+        let count = self.b.ins().load(I64, flags(), tier_up, 0);
+        let count = self.b.ins().iadd_imm_s(count, 1);
+        self.b.ins().store(flags(), count, tier_up, 0);
+        let hot = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, count, threshold);
+        let ask = self.b.create_block();
+        let stay = self.b.create_block();
+        self.b.set_cold_block(ask);
+        self.b.ins().brif(hot, ask, &[], stay, &[]);
+        self.b.switch_to_block(ask);
+        let call = self
+            .b
+            .ins()
+            .call(self.helpers.tier_up, &[self.ctx, tier_up]);
+        let body = self.b.inst_results(call)[0];
+        let go = self.b.create_block();
+        self.b.set_cold_block(go);
+        self.b.ins().brif(body, go, &[], stay, &[]);
+        self.b.switch_to_block(go);
+        let sig = self.b.func.signature.clone();
+        let sig = self.b.import_signature(sig);
+        let args = self.fn_params.clone();
+        let call = self.b.ins().call_indirect(sig, body, &args);
+        let results = self.b.inst_results(call).to_vec();
+        self.b.ins().return_(&results);
+        self.b.switch_to_block(stay);
     }
 
     /// Locals read before they are written start as nil, as in the VM.

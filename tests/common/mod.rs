@@ -69,6 +69,8 @@ pub struct Config {
     /// `--jit-threshold` and `--osr-threshold` (0: the defaults).
     pub thresholds: u64,
     pub deopt_stress: u32,
+    /// `--tier2-threshold` (`None`: the default).
+    pub tier2: Option<u64>,
 }
 
 impl Config {
@@ -77,6 +79,7 @@ impl Config {
             tier,
             thresholds: 0,
             deopt_stress: 0,
+            tier2: None,
         }
     }
 
@@ -85,6 +88,9 @@ impl Config {
         let mut name = format!("--tier {}", self.tier.name());
         if self.thresholds > 0 {
             name += &format!(" --jit-threshold {0} --osr-threshold {0}", self.thresholds);
+        }
+        if let Some(n) = self.tier2 {
+            name += &format!(" --tier2-threshold {n}");
         }
         if self.deopt_stress > 0 {
             name += &format!(" --deopt-stress {}", self.deopt_stress);
@@ -114,6 +120,9 @@ pub fn run_one(src: &str, config: Config, max_depth: usize, watchdog: Duration) 
         options.jit.osr_threshold = config.thresholds;
     }
     options.jit.deopt_stress = config.deopt_stress;
+    if let Some(n) = config.tier2 {
+        options.jit.tier2_threshold = n;
+    }
     let src = src.to_string();
     ruchy_jit::stack::run_with_stack(64 << 20, move || {
         let out = Captured::default();
