@@ -634,7 +634,9 @@ impl<'a> Interp<'a> {
                         }
                     }
                     let r = ops::add_in_place(&mut self.stack[at], &y);
-                    self.at(r, span)?;
+                    // An error belongs to the `+` of `s = s + x`, to the whole `s += x`.
+                    let culprit = if op.is_some() { span } else { value.span };
+                    self.at(r, culprit)?;
                     return Ok(self.stack[at].clone());
                 }
             }
