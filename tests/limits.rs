@@ -1,6 +1,7 @@
 //! Recursion depth and interrupts behave the same in every tier.
 
-use std::process::Command;
+mod common;
+
 use std::time::Duration;
 
 use ruchy_jit::error::ErrorKind;
@@ -13,22 +14,7 @@ fn built() -> impl Iterator<Item = Tier> {
 }
 
 fn ruchy(args: &[&str], program: &str) -> (String, String, i32) {
-    let dir = std::env::temp_dir().join(format!("ruchy-limits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join(format!("p{}.ruchy", program.len()));
-    std::fs::write(&file, program).expect("write program");
-    let out = Command::new(env!("CARGO_BIN_EXE_ruchy"))
-        .arg("run")
-        .arg(&file)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run ruchy");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
+    common::ruchy_run(args, &format!("p{}.ruchy", program.len()), program)
 }
 
 const DEPTH: &str = "fun d(n) { if n == 0 { 0 } else { 1 + d(n - 1) } }\n";

@@ -2,10 +2,13 @@
 //! built by `push`, a REPL session of 10,000 inputs that redefine and recompile functions
 //! (its memory must stay bounded), and Ctrl-C at random moments of compiled code.
 
+mod common;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{ruchy_run as ruchy, Captured};
 use ruchy_jit::error::ErrorKind;
 use ruchy_jit::session::{Options, Session, Tier};
 
@@ -13,26 +16,6 @@ const TIERS: [Tier; 4] = [Tier::Ast, Tier::Vm, Tier::Jit, Tier::Auto];
 
 fn built() -> impl Iterator<Item = Tier> {
     TIERS.into_iter().filter(|t| t.available().is_ok())
-}
-
-/// Runs `program` with `ruchy run`; returns stdout, stderr and the exit code.
-fn ruchy(args: &[&str], name: &str, program: &str) -> (String, String, i32) {
-    let dir = std::env::temp_dir().join(format!("ruchy-stress-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join(name);
-    std::fs::write(&file, program).expect("write program");
-    let out = Command::new(env!("CARGO_BIN_EXE_ruchy"))
-        .arg("run")
-        .arg(&file)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run ruchy");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
 }
 
 /// With the default limit, `d(limit - 1)` makes exactly `limit` nested calls and works;
@@ -254,26 +237,6 @@ fn interrupts_at_random_moments_of_compiled_code() {
             assert!(checked, "{}", tier.name());
             assert_eq!(printed, "6765 295\n", "{} after an interrupt", tier.name());
         }
-    }
-}
-
-/// Captures a session's output.
-#[derive(Clone, Default)]
-struct Captured(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
-
-impl Captured {
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.borrow_mut())).expect("utf-8")
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

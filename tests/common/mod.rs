@@ -145,3 +145,24 @@ pub fn run_one(src: &str, config: Config, max_depth: usize, watchdog: Duration) 
         Some((out.take(), error))
     })
 }
+
+/// Runs `program` (written to a temporary file `name`) with `ruchy run FILE args`;
+/// returns stdout, stderr and the exit code.
+pub fn ruchy_run(args: &[&str], name: &str, program: &str) -> (String, String, i32) {
+    let dir = std::env::temp_dir().join(format!("ruchy-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join(name);
+    std::fs::write(&file, program).expect("write program");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ruchy"))
+        .arg("run")
+        .arg(&file)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run ruchy");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
