@@ -56,7 +56,7 @@ fn piped_sessions_echo_keep_state_and_redefine() {
 #[test]
 fn the_demos_run() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo");
-    for name in ["tier_up", "deopt", "osr", "bytecode_and_ir"] {
+    for name in ["tier_up", "deopt", "osr", "bytecode_and_ir", "tier2"] {
         let text = std::fs::read_to_string(dir.join(format!("{name}.repl"))).expect("demo");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ruchy"))
             .arg("repl")
@@ -80,6 +80,7 @@ fn the_demos_run() {
             "tier_up" => "jit (int)",
             "deopt" => "blacklisted scaled after 4 deopts",
             "osr" => "8999994",
+            "tier2" => "at tier 2 (6 self-calls inlined)",
             _ => "x the VM's speed",
         };
         assert!(

@@ -309,8 +309,12 @@ impl Repl {
             println!("  jit    not compiled: {}", crate::jit::tier_of(proto));
         }
         for e in entries {
+            let tier = match e.tier {
+                2 => format!(" at tier 2 ({} self-calls inlined)", e.inlined),
+                _ => String::new(),
+            };
             println!(
-                "  jit    {name}{}: {} bytes of machine code, compiled in {} us, returns {}",
+                "  jit    {name}{}{tier}: {} bytes of machine code, compiled in {} us, returns {}",
                 e.signature,
                 e.code_bytes,
                 e.compile_time.as_micros(),
