@@ -1,0 +1,277 @@
+//! Calls of known functions (through the code table, directly, or inlined at tier 2),
+//! checking their results, and returning.
+
+use super::*;
+
+impl Translator<'_, '_> {
+    /// A call of a known function with unboxed arguments, through the code table (or
+    /// directly, for self-recursion), falling back to the VM when the callee changed, is
+    /// not compiled yet, or the depth limit or an interrupt is due.
+    pub(super) fn fast_call(&mut self, pc: usize, base: Reg, argc: u8, result: Ty, state: &[Ty]) {
+        let site = *self.calls.get(&pc).expect("fast call sites are prepared");
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.set_cold_block(slow);
+        let callee_regs = self.b.ins().iadd_imm_s(self.regs, (base as i64 + 1) * 16);
+
+        // The VM's checks before a call, in one cold branch: the callee is still the
+        // function compiled against and no interrupt is pending (one epoch word), the
+        // depth limit, and the callee's window lies in the initialized register stack.
+        let epoch_addr = self.iconst(self.settings.epoch_addr as i64);
+        let epoch = self.b.ins().load(I64, flags(), epoch_addr, 0);
+        let changed = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::NotEqual, epoch, self.settings.epoch as i64);
+        let deep = self.b.ins().icmp_imm_u(
+            IntCC::UnsignedGreaterThanOrEqual,
+            self.level,
+            self.settings.max_depth as i64,
+        );
+        let mut any = self.b.ins().bor(changed, deep);
+        // A direct self-call of code that keeps everything unboxed never touches the new
+        // window on its fast path (helpers make room when they need it).
+        if !matches!(site.target, CallTarget::Direct(_)) || self.uses_window {
+            let window_end = self
+                .b
+                .ins()
+                .iadd_imm_s(callee_regs, site.callee_regs as i64 * 16);
+            let stack_end = self
+                .b
+                .ins()
+                .load(I64, flags(), self.ctx, offsets::STACK_END);
+            let short = self
+                .b
+                .ins()
+                .icmp(IntCC::UnsignedGreaterThan, window_end, stack_end);
+            any = self.b.ins().bor(any, short);
+        }
+        let checked = self.b.create_block();
+        self.b.ins().brif(any, slow, &[], checked, &[]);
+        self.b.switch_to_block(checked);
+
+        let mut args = vec![
+            self.ctx,
+            self.iconst(site.closure as i64),
+            callee_regs,
+            self.b.ins().iadd_imm_s(self.level, 1),
+        ];
+        for i in 0..argc as Reg {
+            let r = base + 1 + i;
+            args.push(self.get(r, state[r as usize]));
+        }
+        let results = match site.target {
+            CallTarget::Direct(_) if self.inline_level < self.settings.inline_depth => {
+                self.inline_self_call(&args)
+            }
+            CallTarget::Direct(f) => {
+                let call = self.b.ins().call(f, &args);
+                self.b.inst_results(call).to_vec()
+            }
+            CallTarget::Slot { slot, sig } => {
+                let slot_addr = self.iconst(slot as i64);
+                let code = self.b.ins().load(I64, flags(), slot_addr, 0);
+                let call_block = self.b.create_block();
+                self.b.ins().brif(code, call_block, &[], slow, &[]);
+                self.b.switch_to_block(call_block);
+                let call = self.b.ins().call_indirect(sig, code, &args);
+                self.b.inst_results(call).to_vec()
+            }
+        };
+        let out = self.out_state(pc);
+        if result.is_unboxed() {
+            // Both paths meet in one check of the result's type.
+            let check = self.b.create_block();
+            self.b.append_block_param(check, I64);
+            self.b.append_block_param(check, I64);
+            self.b
+                .ins()
+                .jump(check, &[results[0].into(), results[1].into()]);
+            // Slow path: the VM makes the call (and raises what it must); the result is
+            // moved out of its slot (left nil) into the check.
+            self.b.switch_to_block(slow);
+            self.step(pc, state);
+            let tag = self.load_tag(base);
+            let payload = self.load_payload(base, I64);
+            let nil = self.iconst(TAG_NIL);
+            self.b
+                .ins()
+                .store(flags(), nil, self.regs, Self::slot_offset(base));
+            self.b.ins().jump(check, &[tag.into(), payload.into()]);
+            self.b.switch_to_block(check);
+            let params = self.b.block_params(check).to_vec();
+            self.check_result(pc, base, result, params[0], params[1], &out, done);
+        } else {
+            self.call_result(pc, base, result, results[0], results[1], &out, done);
+            self.b.switch_to_block(slow);
+            self.step(pc, state);
+            self.b.ins().jump(done, &[]);
+        }
+        self.b.switch_to_block(done);
+    }
+
+    /// Translates a direct self-call with `args` (as the call would pass them) inline: the
+    /// body again, on the callee's window, one level deeper. Its exits (return, deopt,
+    /// error) all arrive at one continuation with the `(tag, payload)` a call would have
+    /// returned, so what follows is the same as after a call: a deopt inside lands in the
+    /// callee's own VM frame, which the VM finishes, and its result comes back here.
+    pub(super) fn inline_self_call(&mut self, args: &[ClValue]) -> Vec<ClValue> {
+        let cont = self.b.create_block();
+        self.b.append_block_param(cont, I64);
+        self.b.append_block_param(cont, I64);
+        let regs = self.env.proto.num_regs as usize;
+        let vars = (0..regs)
+            .map(|_| {
+                [
+                    self.b.declare_var(I64),
+                    self.b.declare_var(F64),
+                    self.b.declare_var(I8),
+                ]
+            })
+            .collect();
+        let frame = FrameParts {
+            blocks: vec![None; self.env.proto.code.len() + 1],
+            vars,
+            regs: args[2],
+            level: args[3],
+            hoisted: std::collections::HashMap::new(),
+            exit: Some(cont),
+        };
+        let outer = self.swap_frame(frame);
+        self.inline_level += 1;
+        self.inlined += 1;
+        self.plan_hoisting();
+        let mut next_arg = 4;
+        for (i, ty) in self.env.params.clone().iter().enumerate() {
+            if ty.is_unboxed() {
+                self.set(i as Reg, *ty, args[next_arg]);
+                next_arg += 1;
+            }
+        }
+        self.nil_locals();
+        let start = self.block_for(0);
+        self.b.ins().jump(start, &[]);
+        self.body();
+        self.inline_level -= 1;
+        self.swap_frame(outer);
+        self.b.switch_to_block(cont);
+        self.b.block_params(cont).to_vec()
+    }
+
+    /// Checks a call's `(tag, payload)` against the expected type and continues at `done`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn call_result(
+        &mut self,
+        pc: usize,
+        base: Reg,
+        result: Ty,
+        tag: ClValue,
+        payload: ClValue,
+        out: &[Ty],
+        done: Block,
+    ) {
+        if result.is_unboxed() {
+            self.check_result(pc, base, result, tag, payload, out, done);
+        } else {
+            let is_error = self.b.ins().icmp_imm_s(IntCC::Equal, tag, TAG_ERROR);
+            let err = self.b.create_block();
+            let ok = self.b.create_block();
+            self.b.set_cold_block(err);
+            self.b.ins().brif(is_error, err, &[], ok, &[]);
+            self.b.switch_to_block(err);
+            self.return_error();
+            self.b.switch_to_block(ok);
+            self.store_boxed(base, tag, payload);
+            self.b.ins().jump(done, &[]);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn check_result(
+        &mut self,
+        pc: usize,
+        base: Reg,
+        result: Ty,
+        tag: ClValue,
+        payload: ClValue,
+        out: &[Ty],
+        done: Block,
+    ) {
+        let matches = self.b.ins().icmp_imm_s(IntCC::Equal, tag, tag_of(result));
+        let ok = self.b.create_block();
+        let bad = self.b.create_block();
+        self.b.set_cold_block(bad);
+        self.b.ins().brif(matches, ok, &[], bad, &[]);
+
+        // Not the type expected: an error passes up; another value goes into its slot
+        // and the VM continues after the call.
+        self.b.switch_to_block(bad);
+        let is_error = self.b.ins().icmp_imm_s(IntCC::Equal, tag, TAG_ERROR);
+        let err = self.b.create_block();
+        let other = self.b.create_block();
+        self.b.ins().brif(is_error, err, &[], other, &[]);
+        self.b.switch_to_block(err);
+        self.return_error();
+        self.b.switch_to_block(other);
+        let reason = runtime::reason_expected(result);
+        self.deopt_after(pc, (base, tag, payload), out, reason, tag);
+
+        self.b.switch_to_block(ok);
+        let v = self.unbox_bits(result, payload);
+        if self.settings.deopt_stress > 0 {
+            let fail = self.b.create_block();
+            self.b.set_cold_block(fail);
+            self.stress(fail);
+            let cont = self.b.current_block().expect("in a block");
+            self.b.switch_to_block(fail);
+            let bits = self.payload_bits(result, v);
+            let t = self.iconst(tag_of(result));
+            let minus_one = self.iconst(-1);
+            self.deopt_after(pc, (base, t, bits), out, runtime::REASON_STRESS, minus_one);
+            self.b.switch_to_block(cont);
+        }
+        self.set(base, result, v);
+        self.b.ins().jump(done, &[]);
+    }
+
+    /// Deoptimizes at `pc + 1` with a call's result (register, tag, payload) going into its
+    /// register.
+    pub(super) fn deopt_after(
+        &mut self,
+        pc: usize,
+        result: (Reg, ClValue, ClValue),
+        out: &[Ty],
+        reason: i64,
+        got: ClValue,
+    ) {
+        let mut state = out.to_vec();
+        for (r, t) in state.iter_mut().enumerate() {
+            if !self.live.is_live(pc + 1, r) {
+                *t = Ty::Dead;
+            }
+        }
+        self.deopt_with(&state, pc + 1, Some(result), reason, got);
+    }
+
+    pub(super) fn ret(&mut self, src: Reg, ty: Ty) {
+        if ty.is_unboxed() {
+            let v = self.get(src, ty);
+            let bits = self.payload_bits(ty, v);
+            if self.uses_window {
+                let n = self.iconst(self.env.proto.num_regs as i64);
+                self.b.ins().call(self.helpers.clear, &[self.regs, n]);
+            }
+            let tag = self.iconst(tag_of(ty));
+            self.leave(&[tag, bits]);
+        } else {
+            let src_v = self.iconst(src as i64);
+            let n = self.iconst(self.env.proto.num_regs as i64);
+            let call = self
+                .b
+                .ins()
+                .call(self.helpers.return_boxed, &[self.regs, src_v, n]);
+            let r = self.b.inst_results(call).to_vec();
+            self.leave(&r);
+        }
+    }
+}
