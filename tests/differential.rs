@@ -5,7 +5,7 @@
 //! program shrunk to the lines that still show the difference, with the two configurations
 //! that disagree.
 //!
-//! A fixed seed in CI (`RUCHY_DIFF_COUNT` programs, default 1500); `scripts/fuzz.sh` runs
+//! A fixed seed in CI (`RUCHY_DIFF_COUNT` programs, default 3000); `scripts/fuzz.sh` runs
 //! long campaigns with fresh seeds (`RUCHY_DIFF_SEED`).
 
 mod common;
@@ -147,7 +147,7 @@ fn random_programs_print_the_same_in_every_tier() {
     let count: u64 = std::env::var("RUCHY_DIFF_COUNT")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1_500);
+        .unwrap_or(3_000);
     let configs = configs();
     let mut errors = 0;
     let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
