@@ -240,10 +240,14 @@ pub struct CodeStats {
     pub flushes: u32,
 }
 
-fn proto_rc(closure: &Closure) -> &Rc<Proto> {
-    match &closure.code {
-        Code::Bytecode(p) => p,
-        Code::Ast(_) => unreachable!("only bytecode closures are compiled"),
+/// The event of a compiled version (tier 1 or 2).
+fn compiled_event(code: &CodeEntry) -> EventKind {
+    EventKind::Compiled {
+        signature: code.signature.clone(),
+        time: code.compile_time,
+        bytes: code.code_bytes,
+        tier: code.tier,
+        inlined: code.inlined,
     }
 }
 
@@ -280,7 +284,10 @@ impl Jit {
         })
     }
 
+    /// Accounts for new code of `proto`: bytes compiled, the module's memory, and the
+    /// functions a flush must visit.
     fn note_compiled(&mut self, proto: &Rc<Proto>, code: &CodeEntry) {
+        self.code_bytes += code.code_bytes;
         let text = code.ir.as_ref().map_or(0, String::len)
             + code.machine_code.as_ref().map_or(0, String::len);
         self.module_bytes += code.code_bytes.div_ceil(CODE_PAGE) * CODE_PAGE + text;
@@ -414,17 +421,7 @@ impl Jit {
             Ok(entry) => {
                 let e = entry.clone();
                 proto.jit.slot(key).set(e.1);
-                self.code_bytes += e.0.code_bytes;
-                self.event(
-                    &proto.name,
-                    EventKind::Compiled {
-                        signature: e.0.signature.clone(),
-                        time: e.0.compile_time,
-                        bytes: e.0.code_bytes,
-                        tier: e.0.tier,
-                        inlined: e.0.inlined,
-                    },
-                );
+                self.event(&proto.name, compiled_event(&e.0));
                 self.note_compiled(&proto, &e.0);
                 proto.jit.entries.borrow_mut().push(e.0);
             }
@@ -513,24 +510,14 @@ impl Jit {
         key: SigKey,
         globals: &Globals,
     ) -> usize {
-        let proto = proto_rc(closure).clone();
+        let proto = crate::vm::proto_of(closure).clone();
         if proto.jit.blacklisted.get() {
             return 0;
         }
         match self.compile_proto(closure, &proto, key, globals, None, 2) {
             Ok((entry, body)) if entry.tier == 2 => {
                 proto.jit.slot(key).set(body);
-                self.code_bytes += entry.code_bytes;
-                self.event(
-                    &proto.name,
-                    EventKind::Compiled {
-                        signature: entry.signature.clone(),
-                        time: entry.compile_time,
-                        bytes: entry.code_bytes,
-                        tier: 2,
-                        inlined: entry.inlined,
-                    },
-                );
+                self.event(&proto.name, compiled_event(&entry));
                 self.note_compiled(&proto, &entry);
                 proto.jit.replace_with_tier2(entry);
                 body
@@ -581,7 +568,6 @@ impl Jit {
         let line = proto.lines[header];
         match self.compile_proto(closure, &proto, key, globals, Some((header, types)), 1) {
             Ok((entry, _)) => {
-                self.code_bytes += entry.code_bytes;
                 self.event(
                     &proto.name,
                     EventKind::CompiledOsr {
@@ -718,7 +704,7 @@ impl Jit {
             && self_calls
             && osr_header.is_none()
             && (1..u64::MAX).contains(&self.options.tier2_threshold);
-        let tier_up = counts.then(|| proto_rc(closure).jit.tier_up(key, closure));
+        let tier_up = counts.then(|| crate::vm::proto_of(closure).jit.tier_up(key, closure));
 
         let call_conv = self.module.isa().default_call_conv();
         let mut entry_sig = Signature::new(call_conv);

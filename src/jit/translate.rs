@@ -129,6 +129,14 @@ pub fn body_signature(params: &[Ty], call_conv: CallConv) -> Signature {
     sig
 }
 
+/// One Cranelift variable per register and unboxed type (int, float, bool) for one
+/// activation.
+fn register_vars(b: &mut FunctionBuilder, regs: usize) -> Vec<[Variable; 3]> {
+    (0..regs)
+        .map(|_| [b.declare_var(I64), b.declare_var(F64), b.declare_var(I8)])
+        .collect()
+}
+
 fn flags() -> MemFlagsData {
     MemFlagsData::trusted()
 }
@@ -178,9 +186,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         settings: &'a Settings,
     ) -> Self {
         let regs = env.proto.num_regs as usize;
-        let vars = (0..regs)
-            .map(|_| [b.declare_var(I64), b.declare_var(F64), b.declare_var(I8)])
-            .collect();
+        let vars = register_vars(&mut b, regs);
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);

@@ -119,16 +119,7 @@ impl Translator<'_, '_> {
         let cont = self.b.create_block();
         self.b.append_block_param(cont, I64);
         self.b.append_block_param(cont, I64);
-        let regs = self.env.proto.num_regs as usize;
-        let vars = (0..regs)
-            .map(|_| {
-                [
-                    self.b.declare_var(I64),
-                    self.b.declare_var(F64),
-                    self.b.declare_var(I8),
-                ]
-            })
-            .collect();
+        let vars = register_vars(&mut self.b, self.env.proto.num_regs as usize);
         let frame = FrameParts {
             blocks: vec![None; self.env.proto.code.len() + 1],
             vars,
