@@ -2,6 +2,8 @@
 //! `--tier jit` with and without `--deopt-stress`): the events it logs, deopts with their
 //! reason, blacklisting, and the IR `ruchydbg ir` shows.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -10,16 +12,7 @@ fn root() -> PathBuf {
 }
 
 fn run(args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ruchy"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run ruchy");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap_or(-1),
-    )
+    common::ruchy(args)
 }
 
 /// A global read by compiled code alternates between int and float: each call of the

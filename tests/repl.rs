@@ -2,9 +2,10 @@
 //! (no banner, no prompt); stdout must be exactly `NAME.expected`, and every line of
 //! `NAME.stderr` must appear in stderr (errors, JIT notices with varying timings).
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 #[test]
 fn piped_sessions_echo_keep_state_and_redefine() {
@@ -18,14 +19,7 @@ fn piped_sessions_echo_keep_state_and_redefine() {
     assert!(!inputs.is_empty());
     for input in inputs {
         let text = std::fs::read_to_string(&input).expect("input");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ruchy"))
-            .arg("repl")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the REPL");
+        let mut child = common::spawn_repl(&[]);
         child
             .stdin
             .take()
@@ -58,13 +52,7 @@ fn the_demos_run() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo");
     for name in ["tier_up", "deopt", "osr", "bytecode_and_ir", "tier2"] {
         let text = std::fs::read_to_string(dir.join(format!("{name}.repl"))).expect("demo");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ruchy"))
-            .arg("repl")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the REPL");
+        let mut child = common::spawn_repl(&[]);
         child
             .stdin
             .take()

@@ -153,9 +153,13 @@ pub fn ruchy_run(args: &[&str], name: &str, program: &str) -> (String, String, i
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join(name);
     std::fs::write(&file, program).expect("write program");
+    let file = file.to_str().expect("a UTF-8 temp path");
+    ruchy(&[&["run", file], args].concat())
+}
+
+/// Runs the `ruchy` binary with `args` (no color); returns stdout, stderr and the exit code.
+pub fn ruchy(args: &[&str]) -> (String, String, i32) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ruchy"))
-        .arg("run")
-        .arg(&file)
         .args(args)
         .env("NO_COLOR", "1")
         .output()
@@ -165,4 +169,17 @@ pub fn ruchy_run(args: &[&str], name: &str, program: &str) -> (String, String, i
         String::from_utf8_lossy(&out.stderr).into_owned(),
         out.status.code().unwrap_or(-1),
     )
+}
+
+/// Starts `ruchy repl ARGS` with its standard streams piped (no color).
+pub fn spawn_repl(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ruchy"))
+        .arg("repl")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the REPL")
 }
