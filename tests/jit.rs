@@ -198,3 +198,80 @@ fn tier1_code_tiers_up_and_inlined_deopts_keep_results() {
         .expect("then tier 2");
     assert!(tier1 < tier2, "{err}");
 }
+
+/// Range analysis: in the triple loop of `nested`, the loop bounds prove every `+`, `-`
+/// and `*` cannot overflow, except `count + 1`; the IR keeps that one check, and the
+/// range guards at the three loop entries (values within ±2^30).
+#[test]
+fn loop_bounds_remove_overflow_checks_behind_range_guards() {
+    let text = "fun triples(n) {
+    let mut count = 0
+    let mut a = 1
+    while a <= n {
+        let mut b = a
+        while b <= n {
+            let mut c = b
+            while c <= n {
+                if a * a + b * b == c * c {
+                    count = count + 1
+                }
+                c = c + 1
+            }
+            b = b + 1
+        }
+        a = a + 1
+    }
+    count
+}
+println(triples(30))
+";
+    let file = std::env::temp_dir().join(format!("ruchy-range-{}.ruchy", std::process::id()));
+    std::fs::write(&file, text).expect("write program");
+    let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
+        .arg("ir")
+        .arg(&file)
+        .arg("triples")
+        .output()
+        .expect("run ruchydbg");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines().nth(1).is_some_and(|l| l
+            == "; 7 overflow checks removed: loop bounds prove them unnecessary, given the range guards at 3 loop entries"),
+        "{text}"
+    );
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    assert_eq!(ir.matches("smul_overflow").count(), 0, "{ir}");
+    assert_eq!(ir.matches("sadd_overflow").count(), 1, "{ir}");
+    // Each guard is one unsigned comparison per value: v + 2^30 <= 2^31.
+    assert!(ir.matches("icmp ugt").count() >= 3, "{ir}");
+    let _ = std::fs::remove_file(&file);
+}
+
+/// A range guard that fails deoptimizes at the loop's entry with its reason; the function
+/// is compiled again without range assumptions (its checks back), and results stay right.
+#[test]
+fn a_failed_range_guard_deopts_and_recompiles_with_checks() {
+    let program = root().join("tests/programs/jit_range_guards.ruchy");
+    let program = program.to_str().expect("utf-8 path");
+    let (out, err, code) = run(&["run", program, "--tier", "jit", "--trace-jit"]);
+    assert_eq!(code, 1, "{err}");
+    let want = std::fs::read_to_string(root().join("tests/programs/jit_range_guards.expected"))
+        .expect("expected output");
+    assert_eq!(out, want);
+    let events: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains(" squares"))
+        .map(|l| l.split(" in ").next().unwrap_or(l))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "[jit] compiled squares(int, int)",
+            "[jit] deopt squares at line 10: an int outside ±1073741824 (the loop's overflow \
+             checks were removed for that range) (deopt 1 of 3)",
+            "[jit] compiled squares(int, int)",
+        ],
+        "{err}"
+    );
+}

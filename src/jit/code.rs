@@ -29,6 +29,10 @@ pub struct CodeEntry {
     pub tier: u8,
     /// Self-calls translated inline (tier 2).
     pub inlined: usize,
+    /// Overflow checks removed because loop bounds prove them unnecessary, and the loop
+    /// entries that guard the proofs' assumptions (`jit::range`).
+    pub checks_removed: usize,
+    pub guarded_loops: usize,
     /// Closures and code-table slots the code has the addresses of: kept alive with it.
     pub(super) _keep: Kept,
 }
@@ -60,6 +64,8 @@ pub struct FunctionJit {
     pub(super) tier_ups: RefCell<Vec<Rc<super::runtime::TierUp>>>,
     pub deopts: Cell<u32>,
     pub blacklisted: Cell<bool>,
+    /// A loop's range guard failed (`jit::range`): compile without range assumptions.
+    pub no_range_guards: Cell<bool>,
 }
 
 impl FunctionJit {
@@ -196,6 +202,13 @@ pub fn describe_code(proto: &Proto) -> String {
             e.code_bytes,
             e.returns.name()
         ));
+        if e.checks_removed > 0 {
+            out.push_str(&format!(
+                "; {} overflow checks removed: loop bounds prove them unnecessary, given the \
+                 range guards at {} loop entries\n",
+                e.checks_removed, e.guarded_loops
+            ));
+        }
         match &e.ir {
             Some(ir) => out.push_str(ir),
             None => out.push_str("; (IR not kept: run with the IR switched on)\n"),

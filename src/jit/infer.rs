@@ -131,6 +131,9 @@ pub struct Env<'a> {
     /// For an OSR entry: the loop header where compiled code starts and the types of the
     /// VM frame's registers there (else compiled code starts at pc 0 with `params`).
     pub osr: Option<(usize, Vec<Ty>)>,
+    /// Whether loops may assume small ints behind range guards (`jit::range`); off once
+    /// such a guard failed in this function.
+    pub range_guards: bool,
 }
 
 const INT_BIT: u32 = 1 << 2;

@@ -6,6 +6,7 @@
 
 pub mod code;
 pub mod infer;
+pub mod range;
 pub mod runtime;
 pub mod translate;
 
@@ -498,6 +499,7 @@ impl Jit {
             callees,
             self_result: Ty::Dead,
             osr: None,
+            range_guards: !proto.jit.no_range_guards.get(),
         }
     }
 
@@ -748,6 +750,7 @@ impl Jit {
 
         // The body.
         let inlined;
+        let range_counts;
         self.module.clear_context(&mut self.ctx);
         self.ctx.func.signature = body_sig.clone();
         self.ctx.func.name = UserFuncName::user(0, body_id.as_u32());
@@ -807,6 +810,7 @@ impl Jit {
             }
             t.body();
             inlined = t.inlined;
+            range_counts = (t.ranges.unchecked.len(), t.ranges.guards.len());
             t.finish(self.module.target_config());
         }
         let result = self.module.define_function(body_id, &mut self.ctx);
@@ -881,6 +885,8 @@ impl Jit {
             compile_time: started.elapsed(),
             tier,
             inlined,
+            checks_removed: range_counts.0,
+            guarded_loops: range_counts.1,
             _keep: code::Kept {
                 closures: keep_closures,
                 slots: keep_slots,

@@ -67,6 +67,8 @@ pub const TAG_ERROR: i64 = 0xff;
 pub const REASON_SLOW_PATH: i64 = 0;
 /// `--deopt-stress` failed a guard on purpose.
 pub const REASON_STRESS: i64 = 1;
+/// A loop entry's range guard failed: a value its overflow proofs assumed small is not.
+pub const REASON_RANGE: i64 = 2;
 
 /// A type guard expecting `ty` failed.
 pub fn reason_expected(ty: Ty) -> i64 {
@@ -87,6 +89,10 @@ fn type_name_of_tag(tag: i64) -> &'static str {
 pub fn reason_text(reason: i64, got: i64) -> String {
     match reason {
         REASON_STRESS => "deopt-stress".to_string(),
+        REASON_RANGE => format!(
+            "an int outside ±{} (the loop's overflow checks were removed for that range)",
+            super::range::BOUND
+        ),
         r if r >= 16 => format!(
             "expected {}, got {}",
             type_name_of_tag(r - 16),
@@ -349,6 +355,9 @@ extern "C" fn rt_resume(
             payload: 0,
         };
     };
+    if reason == REASON_RANGE {
+        crate::vm::proto_of(&closure).jit.no_range_guards.set(true);
+    }
     if reason != REASON_SLOW_PATH {
         if let Some(jit) = vm.jit.as_mut() {
             jit.record_deopt(&closure, pc as usize, reason_text(reason, got));

@@ -27,6 +27,7 @@ use crate::bytecode::dataflow::{successors, uses};
 use crate::bytecode::op::{Op, Reg};
 use crate::bytecode::proto::Const;
 use crate::jit::infer::{Env, Liveness, Plan, Ty, Types};
+use crate::jit::range::{self, Check, Ranges};
 use crate::jit::runtime::{self, offsets, TAG_ERROR};
 use crate::value::Type;
 
@@ -173,6 +174,9 @@ pub struct Translator<'a, 'b> {
     inline_level: usize,
     /// Self-calls inlined so far (for `:ir` and the events).
     pub inlined: usize,
+    /// The overflow checks loop bounds prove away, and the loop-entry guards the proofs
+    /// need (`jit::range`).
+    pub ranges: Ranges,
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
@@ -236,6 +240,11 @@ impl<'a, 'b> Translator<'a, 'b> {
             exit: None,
             inline_level: 0,
             inlined: 0,
+            ranges: if env.range_guards {
+                range::analyze(env, types)
+            } else {
+                Ranges::default()
+            },
         }
     }
 
@@ -461,6 +470,32 @@ impl<'a, 'b> Translator<'a, 'b> {
         block
     }
 
+    /// Leaves for `fail` unless every register `checks` names lies in its interval: the
+    /// assumptions a loop's removed overflow checks rest on (`jit::range`), tested once
+    /// at the loop's entry instead of at every operation inside it.
+    fn range_guard(&mut self, checks: &[Check], fail: Block) {
+        let mut outside = None;
+        for c in checks {
+            let v = self.get(c.reg, Ty::Int);
+            // lo <= v <= hi as one unsigned comparison: v - lo <= hi - lo.
+            let shifted = self.b.ins().iadd_imm_s(v, c.lo.wrapping_neg());
+            let span = c.hi.wrapping_sub(c.lo);
+            let out = self
+                .b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedGreaterThan, shifted, span);
+            outside = Some(match outside {
+                None => out,
+                Some(before) => self.b.ins().bor(before, out),
+            });
+        }
+        if let Some(outside) = outside {
+            let cont = self.b.create_block();
+            self.b.ins().brif(outside, fail, &[], cont, &[]);
+            self.b.switch_to_block(cont);
+        }
+    }
+
     fn state(&self, pc: usize) -> &[Ty] {
         self.types.states[pc].as_deref().expect("reachable")
     }
@@ -551,11 +586,15 @@ impl<'a, 'b> Translator<'a, 'b> {
     fn branch_on(&mut self, cond: ClValue, when: bool, out: &[Ty], pc: usize, target: usize) {
         let yes = self.b.create_block();
         let no = self.b.create_block();
-        if when {
-            self.b.ins().brif(cond, yes, &[], no, &[]);
+        // Cranelift lays out a branch's second successor right after it (the reverse
+        // postorder of its DFS visits the first successor first), so the fallthrough goes
+        // second: a loop body follows its header's test with no taken jump.
+        let jump = if when {
+            cond
         } else {
-            self.b.ins().brif(cond, no, &[], yes, &[]);
-        }
+            self.b.ins().icmp_imm_s(IntCC::Equal, cond, 0)
+        };
+        self.b.ins().brif(jump, yes, &[], no, &[]);
         self.b.switch_to_block(yes);
         self.edge(out, target);
         self.b.switch_to_block(no);
@@ -841,6 +880,11 @@ impl<'a, 'b> Translator<'a, 'b> {
                 return false;
             }
             LoopEnter { .. } => {
+                let checks = self.ranges.checks_at(pc).to_vec();
+                if !checks.is_empty() {
+                    let fail = self.cold_deopt(pc, runtime::REASON_RANGE, None);
+                    self.range_guard(&checks, fail);
+                }
                 // Compute the loop's invariant products here; their overflow is still
                 // raised at the instruction itself, in order.
                 self.compute_hoisted(|h| h.0 == pc);

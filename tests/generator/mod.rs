@@ -510,6 +510,9 @@ impl Generator {
     }
 
     fn while_loop(&mut self) {
+        if self.rng.chance(50) {
+            return self.counting_loop();
+        }
         let trips = self.trips();
         let k = self.name("k");
         self.line(&format!("var {k} = 0"));
@@ -520,6 +523,35 @@ impl Generator {
         self.in_loop(trips, None, false, n);
         self.close();
         self.declare(&k, Ty::Int, false);
+    }
+
+    /// A loop counting up to a bound held in a variable, from a start at the edges of the
+    /// JIT's range guards (±2^30), past them, or near the int limits. The counter is
+    /// visible (read-only) in the body, so arithmetic on it is a candidate for the checks
+    /// that loop bounds prove away, and the guards both pass and fail.
+    fn counting_loop(&mut self) {
+        let trips = self.trips() as i128;
+        let start: i128 = match self.rng.below(8) {
+            0 => 1_073_741_820,
+            1 => -1_073_741_826,
+            2 => -1_073_741_824 - trips / 2,
+            3 => 3_037_000_497,
+            4 => i64::MAX as i128 - trips + 2,
+            _ => self.rng.range(-5, 5) as i128,
+        };
+        let inclusive = self.rng.chance(50);
+        let bound = (start + trips - inclusive as i128).min(i64::MAX as i128);
+        let (c, n) = (self.name("c"), self.name("n"));
+        self.line(&format!("let {n} = {bound}"));
+        self.line(&format!("var {c} = {start}"));
+        let test = if inclusive { "<=" } else { "<" };
+        self.open(&format!("while {c} {test} {n}"));
+        // The counter moves first, so `continue` cannot skip it.
+        self.line(&format!("{c} += 1"));
+        self.declare(&c, Ty::Int, false);
+        let k = 1 + self.rng.below(4);
+        self.in_loop(trips as u64, None, false, k);
+        self.close();
     }
 
     fn loop_with_break_value(&mut self) {

@@ -203,6 +203,17 @@ impl Translator<'_, '_> {
                 Div { .. } => self.b.ins().fdiv(x, y),
                 _ => unreachable!("float {} is stepped", op.name()),
             }
+        } else if self.ranges.unchecked.contains(&pc) {
+            // Overflow that the loop's bounds rule out (`jit::range`) is not tested.
+            match op {
+                Add { .. } | AddI { .. } => self.b.ins().iadd(x, y),
+                Sub { .. } | SubI { .. } => self.b.ins().isub(x, y),
+                Mul { .. } | MulI { .. } => match self.hoisted.get(&pc) {
+                    Some(&(_, product, _, _)) => self.b.use_var(product),
+                    None => self.b.ins().imul(x, y),
+                },
+                _ => unreachable!("only + - * are proven"),
+            }
         } else {
             // Overflow and division by zero: the VM runs the instruction again and raises
             // the error with its message and location.

@@ -102,6 +102,21 @@ impl Translator<'_, '_> {
             let v = self.load_payload(r, cl_type(*ty));
             self.set(r, *ty, v);
         }
+        // The loops around the header are entered without passing their LOOPENTER: their
+        // range guards run here, on the values the VM hands over.
+        let checks = self.ranges.checks_around(header);
+        if !checks.is_empty() {
+            let fail = self.b.create_block();
+            let cont = self.b.create_block();
+            self.b.set_cold_block(fail);
+            self.range_guard(&checks, fail);
+            self.b.ins().jump(cont, &[]);
+            self.b.switch_to_block(fail);
+            // Nothing was written since the loads: the window still holds the whole frame.
+            let got = self.iconst(-1);
+            self.deopt(&[], header, runtime::REASON_RANGE, got);
+            self.b.switch_to_block(cont);
+        }
         self.compute_hoisted(|h| h.3);
         let start = self.block_for(header);
         self.b.ins().jump(start, &[]);
@@ -130,9 +145,14 @@ impl Translator<'_, '_> {
                 (None, Op::MulI { imm, .. }) => self.iconst(imm as i64),
                 _ => unreachable!("a product has a second operand"),
             };
-            let (r, over) = self.b.ins().smul_overflow(x, y);
-            self.b.def_var(product, r);
-            self.b.def_var(overflow, over);
+            if self.ranges.unchecked.contains(&at) {
+                let r = self.b.ins().imul(x, y);
+                self.b.def_var(product, r);
+            } else {
+                let (r, over) = self.b.ins().smul_overflow(x, y);
+                self.b.def_var(product, r);
+                self.b.def_var(overflow, over);
+            }
         }
     }
 
