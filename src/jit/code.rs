@@ -203,10 +203,14 @@ pub fn describe_code(proto: &Proto) -> String {
             e.returns.name()
         ));
         if e.checks_removed > 0 {
+            let entries = match e.guarded_loops {
+                1 => "1 loop entry".to_string(),
+                n => format!("{n} loop entries"),
+            };
             out.push_str(&format!(
                 "; {} overflow checks removed: loop bounds prove them unnecessary, given the \
-                 range guards at {} loop entries\n",
-                e.checks_removed, e.guarded_loops
+                 range guards at {entries}\n",
+                e.checks_removed
             ));
         }
         match &e.ir {
