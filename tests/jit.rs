@@ -275,3 +275,37 @@ fn a_failed_range_guard_deopts_and_recompiles_with_checks() {
         "{err}"
     );
 }
+
+/// The variable of `for i in start..end` is known to lie within the range when the loop's
+/// entry finds both ends within ±2^30: `i * i` needs no check, the sum still does.
+#[test]
+fn a_for_range_variable_multiplies_without_checks() {
+    let text = "fun s(n) {
+    let mut t = 0
+    for i in 0..n {
+        t = t + i * i
+    }
+    t
+}
+println(s(100))
+";
+    let file = std::env::temp_dir().join(format!("ruchy-range-for-{}.ruchy", std::process::id()));
+    std::fs::write(&file, text).expect("write program");
+    let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
+        .arg("ir")
+        .arg(&file)
+        .arg("s")
+        .output()
+        .expect("run ruchydbg");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.lines().nth(1).is_some_and(|l| l
+            == "; 1 overflow check removed: loop bounds prove them unnecessary, given the range guards at 1 loop entry"),
+        "{text}"
+    );
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    assert_eq!(ir.matches("smul_overflow").count(), 0, "{ir}");
+    assert_eq!(ir.matches("sadd_overflow").count(), 1, "{ir}");
+    let _ = std::fs::remove_file(&file);
+}

@@ -207,10 +207,13 @@ pub fn describe_code(proto: &Proto) -> String {
                 1 => "1 loop entry".to_string(),
                 n => format!("{n} loop entries"),
             };
+            let checks = match e.checks_removed {
+                1 => "1 overflow check".to_string(),
+                n => format!("{n} overflow checks"),
+            };
             out.push_str(&format!(
-                "; {} overflow checks removed: loop bounds prove them unnecessary, given the \
-                 range guards at {entries}\n",
-                e.checks_removed
+                "; {checks} removed: loop bounds prove them unnecessary, given the range \
+                 guards at {entries}\n"
             ));
         }
         match &e.ir {

@@ -20,6 +20,9 @@
 //!   guard keeps within `[1, BOUND]`), outside any nested loop. Each iteration then adds
 //!   the step once, after the header found `c <= n`, so `c <= n + step`; and `c` never
 //!   drops below where it started. The guard checks `c`'s start and `n`;
+//! - the variable of `for v in start..end` lies within `[-BOUND, BOUND - 1]` when the guard
+//!   keeps the counter's start and `end` within `±BOUND`, and only the loop's header writes
+//!   the variable and the counter;
 //! - facts of enclosing loops about registers `L` does not write;
 //! - within a straight run of instructions, the intervals of values computed from those
 //!   (temporaries, constants, copies).
@@ -185,6 +188,21 @@ pub fn analyze(env: &Env, types: &Types) -> Ranges {
                     hi: BOUND as i128 + step_hi as i128,
                 };
                 mine.insert(iv.reg, Fact { range, needs });
+            }
+        }
+        if let Some((var, base)) = for_range(env.proto, l) {
+            // `for var in start..end`: var runs from the counter's start up to end - 1.
+            let end = base + 1;
+            if guardable(base) && guardable(end) {
+                let needs = vec![
+                    (index, check(base, -BOUND, BOUND)),
+                    (index, check(end, -BOUND, BOUND)),
+                ];
+                let range = Interval {
+                    lo: -(BOUND as i128),
+                    hi: BOUND as i128 - 1,
+                };
+                mine.insert(var, Fact { range, needs });
             }
         }
         let own_pcs = own_instructions(&loops, index);
@@ -405,6 +423,26 @@ fn induction(
         _ => return None,
     };
     Some(Induction { reg, bound, step })
+}
+
+/// A `for var in start..end` loop over an int range: its header is `FORRANGE`, and only the
+/// header writes the variable and the counter (`base`; the end is in `base + 1`). Returns
+/// `(var, base)`.
+fn for_range(proto: &Proto, l: &LoopInfo) -> Option<(Reg, Reg)> {
+    let Op::ForRangeNext { base, var, exit } = proto.code[l.header] else {
+        return None;
+    };
+    if (exit as usize) <= l.back {
+        return None;
+    }
+    let only_the_header_writes = |r: Reg| {
+        (l.header..=l.back)
+            .filter(|&pc| defs(&proto.code[pc], proto).contains(&r))
+            .eq([l.header])
+    };
+    let end = base + 1;
+    let end_kept = !(l.header..=l.back).any(|pc| defs(&proto.code[pc], proto).contains(&end));
+    (only_the_header_writes(var) && only_the_header_writes(base) && end_kept).then_some((var, base))
 }
 
 fn in_nested_loop(loops: &[LoopInfo], index: usize, pc: usize) -> bool {

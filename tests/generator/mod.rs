@@ -497,7 +497,13 @@ impl Generator {
     fn for_range(&mut self) {
         let trips = self.trips();
         let i = self.name("i");
-        let start = self.rng.range(-3, 3);
+        // Now and then at the edges of the JIT's range guards (±2^30) or past them.
+        let start = match self.rng.below(10) {
+            0 => 1_073_741_820,
+            1 => -1_073_741_826,
+            2 => 3_037_000_497,
+            _ => self.rng.range(-3, 3),
+        };
         let head = match self.rng.below(2) {
             0 => format!("for {i} in {start}..{}", start + trips as i64),
             _ => format!("for {i} in {start}..={}", start + trips as i64 - 1),
