@@ -50,7 +50,14 @@ fn piped_sessions_echo_keep_state_and_redefine() {
 #[test]
 fn the_demos_run() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo");
-    for name in ["tier_up", "deopt", "osr", "bytecode_and_ir", "tier2"] {
+    for name in [
+        "tier_up",
+        "deopt",
+        "osr",
+        "bytecode_and_ir",
+        "tier2",
+        "ranges",
+    ] {
         let text = std::fs::read_to_string(dir.join(format!("{name}.repl"))).expect("demo");
         let mut child = common::spawn_repl(&[]);
         child
@@ -69,6 +76,7 @@ fn the_demos_run() {
             "deopt" => "blacklisted scaled after 4 deopts",
             "osr" => "8999994",
             "tier2" => "at tier 2 (6 self-calls inlined)",
+            "ranges" => "7 overflow checks removed",
             _ => "x the VM's speed",
         };
         assert!(
