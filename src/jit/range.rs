@@ -124,8 +124,8 @@ struct LoopInfo {
 }
 
 /// Finds the arithmetic that loop bounds prove cannot overflow, and the guards each loop
-/// entry needs for that. `osr_header`: where an OSR entry starts, skipping the entries
-/// of the loops around it (their guarded registers must be ints there too).
+/// entry needs for that. For an OSR entry (`env.osr`), which skips the entries of the
+/// loops around its header, those loops' guarded registers must be ints there too.
 pub fn analyze(env: &Env, types: &Types) -> Ranges {
     let code = &env.proto.code;
     let loops = find_loops(code);
@@ -143,10 +143,9 @@ pub fn analyze(env: &Env, types: &Types) -> Ranges {
         let written: HashSet<Reg> = (l.header..=l.back)
             .flat_map(|pc| defs(&code[pc], env.proto))
             .collect();
-        // A fact is only assumed where its guard can run: at this loop's entry, and at an
-        // OSR entry inside it.
-        // (An OSR entry into this loop, or into one inside it, runs the guard instead of
-        // LOOPENTER; the entry may then be unreachable.)
+        // A fact is only assumed where its guard can run, on an int: at this loop's
+        // LOOPENTER, and at an OSR entry inside the loop (the LOOPENTER may then be
+        // unreachable).
         let osr_inside = osr_header.is_some_and(|h| (l.header..=l.back).contains(&h));
         let entered = types.states[l.enter].is_some();
         let guardable = |r: Reg| {
@@ -266,9 +265,9 @@ fn scan(
     let mut known: HashMap<Reg, Known> = HashMap::new();
     let mut previous: Option<usize> = None;
     for &pc in pcs {
-        // A join point (or the first instruction after a nested loop): only the loop's
+        // A join point, or what follows a nested loop or a jump: only the loop's
         // facts hold here.
-        if leaders.contains(&pc) || previous.is_some_and(|p| p + 1 != pc) {
+        if leaders.contains(&pc) || previous.is_none_or(|p| p + 1 != pc) {
             known.clear();
         }
         previous = Some(pc);
@@ -286,6 +285,11 @@ fn scan(
                 .or_else(|| facts.get(&r).map(|f| (f.range, f.needs.clone())))
         };
         let op = code[pc];
+        // What follows an instruction that never falls through is reached by jumps only
+        // (a leader) or not at all: nothing computed here is known there.
+        if !successors(&op, pc, env.argc).contains(&(pc + 1)) {
+            previous = None;
+        }
         let arith = match op {
             Add { dst, a, b } | Sub { dst, a, b } | Mul { dst, a, b } => {
                 Some((dst, lookup(&known, a), lookup(&known, b)))
