@@ -15,6 +15,25 @@ fn run(args: &[&str]) -> (String, String, i32) {
     common::ruchy(args)
 }
 
+/// What `ruchydbg ir FILE FUNCTION ARGS` prints for `program` (written to a temporary file
+/// named after the function, so tests running side by side do not share one).
+fn ir_of(program: &str, function: &str, args: &[&str]) -> String {
+    let file =
+        std::env::temp_dir().join(format!("ruchy-ir-{function}-{}.ruchy", std::process::id()));
+    std::fs::write(&file, program).expect("write program");
+    let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
+        .arg("ir")
+        .arg(&file)
+        .arg(function)
+        .args(args)
+        .output()
+        .expect("run ruchydbg");
+    let _ = std::fs::remove_file(&file);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    text
+}
+
 /// A global read by compiled code alternates between int and float: each call of the
 /// code compiled for the other type deopts with the reason and line, the code is dropped
 /// and compiled again at the next call, and the fourth deopt blacklists the function.
@@ -123,16 +142,7 @@ fn tier2_ir_shows_the_inlined_self_calls() {
     let text = std::fs::read_to_string(root().join("tests/bytecode/fib.ruchy"))
         .expect("fib program")
         + "println(fib(15))\n";
-    let file = std::env::temp_dir().join(format!("ruchy-ir2-{}.ruchy", std::process::id()));
-    std::fs::write(&file, text).expect("write program");
-    let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
-        .arg("ir")
-        .arg(&file)
-        .args(["fib", "--tier2-threshold", "0"])
-        .output()
-        .expect("run ruchydbg");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = ir_of(&text, "fib", &["--tier2-threshold", "0"]);
     assert!(
         text.starts_with(
             "; fib(int) at tier 2 (self-recursion unrolled 2 levels deep: 6 self-calls inlined) compiled in"
@@ -225,16 +235,7 @@ fn loop_bounds_remove_overflow_checks_behind_range_guards() {
 }
 println(triples(30))
 ";
-    let file = std::env::temp_dir().join(format!("ruchy-range-{}.ruchy", std::process::id()));
-    std::fs::write(&file, text).expect("write program");
-    let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
-        .arg("ir")
-        .arg(&file)
-        .arg("triples")
-        .output()
-        .expect("run ruchydbg");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = ir_of(text, "triples", &[]);
     assert!(
         text.lines().nth(1).is_some_and(|l| l
             == "; 7 overflow checks removed: loop bounds prove them unnecessary, given the range guards at 3 loop entries"),
@@ -245,7 +246,6 @@ println(triples(30))
     assert_eq!(ir.matches("sadd_overflow").count(), 1, "{ir}");
     // Each guard is one unsigned comparison per value: v + 2^30 <= 2^31.
     assert!(ir.matches("icmp ugt").count() >= 3, "{ir}");
-    let _ = std::fs::remove_file(&file);
 }
 
 /// A range guard that fails deoptimizes at the loop's entry with its reason; the function
@@ -289,16 +289,7 @@ fn a_for_range_variable_multiplies_without_checks() {
 }
 println(s(100))
 ";
-    let file = std::env::temp_dir().join(format!("ruchy-range-for-{}.ruchy", std::process::id()));
-    std::fs::write(&file, text).expect("write program");
-    let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
-        .arg("ir")
-        .arg(&file)
-        .arg("s")
-        .output()
-        .expect("run ruchydbg");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = ir_of(text, "s", &[]);
     assert!(
         text.lines().nth(1).is_some_and(|l| l
             == "; 1 overflow check removed: loop bounds prove them unnecessary, given the range guards at 1 loop entry"),
@@ -307,5 +298,4 @@ println(s(100))
     let ir = &text[..text.find("; machine code").expect("machine code")];
     assert_eq!(ir.matches("smul_overflow").count(), 0, "{ir}");
     assert_eq!(ir.matches("sadd_overflow").count(), 1, "{ir}");
-    let _ = std::fs::remove_file(&file);
 }
