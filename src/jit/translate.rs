@@ -420,30 +420,12 @@ impl<'a, 'b> Translator<'a, 'b> {
         operands.sort_by_key(|o| o.0);
         operands.dedup();
         let (spills, count) = self.spill_to_buffer(&operands, None);
-        let pc_v = self.iconst(pc as i64);
-        let argc = self.iconst(self.env.argc as i64);
-        let call = self.b.ins().call(
-            self.helpers.step,
-            &[
-                self.ctx,
-                self.closure,
-                self.regs,
-                self.level,
-                pc_v,
-                argc,
-                spills,
-                count,
-            ],
-        );
+        let mut args = self.frame_at(pc);
+        args.extend([spills, count]);
+        let call = self.b.ins().call(self.helpers.step, &args);
         let next = self.b.inst_results(call)[0];
         let failed = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, next, 0);
-        let err = self.b.create_block();
-        let cont = self.b.create_block();
-        self.b.set_cold_block(err);
-        self.b.ins().brif(failed, err, &[], cont, &[]);
-        self.b.switch_to_block(err);
-        self.return_error();
-        self.b.switch_to_block(cont);
+        self.return_error_if(failed);
         next
     }
 

@@ -165,13 +165,7 @@ impl Translator<'_, '_> {
             self.check_result(pc, base, result, tag, payload, out, done);
         } else {
             let is_error = self.b.ins().icmp_imm_s(IntCC::Equal, tag, TAG_ERROR);
-            let err = self.b.create_block();
-            let ok = self.b.create_block();
-            self.b.set_cold_block(err);
-            self.b.ins().brif(is_error, err, &[], ok, &[]);
-            self.b.switch_to_block(err);
-            self.return_error();
-            self.b.switch_to_block(ok);
+            self.return_error_if(is_error);
             self.store_boxed(base, tag, payload);
             self.b.ins().jump(done, &[]);
         }
@@ -198,12 +192,7 @@ impl Translator<'_, '_> {
         // and the VM continues after the call.
         self.b.switch_to_block(bad);
         let is_error = self.b.ins().icmp_imm_s(IntCC::Equal, tag, TAG_ERROR);
-        let err = self.b.create_block();
-        let other = self.b.create_block();
-        self.b.ins().brif(is_error, err, &[], other, &[]);
-        self.b.switch_to_block(err);
-        self.return_error();
-        self.b.switch_to_block(other);
+        self.return_error_if(is_error);
         let reason = runtime::reason_expected(result);
         self.deopt_after(pc, (base, tag, payload), out, reason, tag);
 

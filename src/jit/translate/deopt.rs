@@ -83,24 +83,10 @@ impl Translator<'_, '_> {
     ) {
         let live = self.live_unboxed(state, pc, extra.map(|e| e.0));
         let (spills, count) = self.spill_to_buffer(&live, extra);
-        let pc_v = self.iconst(pc as i64);
+        let mut args = self.frame_at(pc);
         let reason_v = self.iconst(reason);
-        let argc = self.iconst(self.env.argc as i64);
-        let call = self.b.ins().call(
-            self.helpers.resume,
-            &[
-                self.ctx,
-                self.closure,
-                self.regs,
-                self.level,
-                pc_v,
-                argc,
-                reason_v,
-                got,
-                spills,
-                count,
-            ],
-        );
+        args.extend([reason_v, got, spills, count]);
+        let call = self.b.ins().call(self.helpers.resume, &args);
         let r = self.b.inst_results(call).to_vec();
         self.leave(&r);
     }
@@ -148,10 +134,29 @@ impl Translator<'_, '_> {
         self.types.states[pc].as_deref().expect("reachable")
     }
 
+    /// The frame as the VM's helpers take it (`rt_resume`, `rt_step`): context, closure,
+    /// window, level, the pc to continue at and the number of arguments passed.
+    pub(super) fn frame_at(&mut self, pc: usize) -> Vec<ClValue> {
+        let pc_v = self.iconst(pc as i64);
+        let argc = self.iconst(self.env.argc as i64);
+        vec![self.ctx, self.closure, self.regs, self.level, pc_v, argc]
+    }
+
     pub(super) fn return_error(&mut self) {
         let tag = self.iconst(TAG_ERROR);
         let zero = self.iconst(0);
         self.leave(&[tag, zero]);
+    }
+
+    /// Passes the error up (in a cold block) when `failed` holds; continues otherwise.
+    pub(super) fn return_error_if(&mut self, failed: ClValue) {
+        let err = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.set_cold_block(err);
+        self.b.ins().brif(failed, err, &[], cont, &[]);
+        self.b.switch_to_block(err);
+        self.return_error();
+        self.b.switch_to_block(cont);
     }
 
     /// Counts a guard in deopt-stress mode: every Nth guard fails on purpose.

@@ -107,10 +107,9 @@ impl Translator<'_, '_> {
         let checks = self.ranges.checks_around(header);
         if !checks.is_empty() {
             let fail = self.b.create_block();
-            let cont = self.b.create_block();
             self.b.set_cold_block(fail);
             self.range_guard(&checks, fail);
-            self.b.ins().jump(cont, &[]);
+            let cont = self.b.current_block().expect("in a block");
             self.b.switch_to_block(fail);
             // Nothing was written since the loads: the window still holds the whole frame.
             let got = self.iconst(-1);
