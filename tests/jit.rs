@@ -299,3 +299,87 @@ println(s(100))
     assert_eq!(ir.matches("smul_overflow").count(), 0, "{ir}");
     assert_eq!(ir.matches("sadd_overflow").count(), 1, "{ir}");
 }
+
+/// A small leaf callee is translated into its caller's loop: `:ir` names it with the line
+/// of the call, and the caller's code has no call left for it (no code-table load, no
+/// indirect call), only its arithmetic.
+#[test]
+fn a_small_callee_is_inlined_into_the_loop_that_calls_it() {
+    let program = "fun poly(a, b) {\n    return a * b + a - b\n}\n\
+                   fun drive(n) {\n    let mut sum = 0\n    let mut i = 0\n    while i < n {\n        \
+                   sum = sum + poly(i, 3)\n        i = i + 1\n    }\n    return sum\n}\n\
+                   println(drive(100))\n";
+    let text = ir_of(program, "drive", &[]);
+    assert!(text.starts_with("; drive(int) compiled in"), "{text}");
+    assert!(text.contains("\n; inlined: poly (line 8)\n"), "{text}");
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    assert_eq!(ir.matches("call_indirect").count(), 0, "{ir}");
+    // poly's `a * b`, then its `+` and `-`, then the caller's `sum +`.
+    assert_eq!(ir.matches("smul_overflow").count(), 1, "{ir}");
+    assert_eq!(ir.matches("ssub_overflow").count(), 1, "{ir}");
+}
+
+/// A deopt inside an inlined callee lands in the callee's own VM frame: the VM finishes
+/// the call with the right values, the caller continues with its result (deopting in
+/// turn when it is not the type it expected), and the caller's code is dropped.
+#[test]
+fn a_deopt_inside_an_inlined_callee_finishes_the_callee_in_the_vm() {
+    let program = root().join("tests/programs/jit_inline_callees.ruchy");
+    let program = program.to_str().expect("utf-8 path");
+    let (out, err, code) = run(&["run", program, "--trace-jit"]);
+    assert_eq!(code, 0, "{err}");
+    let want = std::fs::read_to_string(root().join("tests/programs/jit_inline_callees.expected"))
+        .expect("expected output");
+    assert_eq!(out, want);
+    let events: Vec<&str> = err
+        .lines()
+        .take(4)
+        .map(|l| match l.find(" in ") {
+            Some(at) if l.starts_with("[jit] compiled") => &l[..at],
+            _ => l,
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "[jit] compiled drive (OSR entry at line 35)",
+            "[jit] OSR into drive at line 35 after 1000 iterations",
+            "[jit] deopt scaled at line 14: expected int, got float (deopt 1 of 3)",
+            "[jit] deopt drive at line 36: expected int, got float (deopt 1 of 3)",
+        ],
+        "{err}"
+    );
+    assert!(
+        err.lines().next().is_some_and(
+            |l| l.ends_with("; inlined poly (line 36), scaled (line 36), pick (line 37)")
+        ),
+        "{err}"
+    );
+}
+
+/// `a[i]` in a compiled loop reads the element in place: the IR checks the array's tag and
+/// the bounds, computes the element's address (`i << 4` past the buffer), and calls the
+/// get helper only on the cold path of a miss.
+#[test]
+fn an_array_element_is_read_in_place() {
+    let program = "fun total(a) {\n    let mut s = 0\n    let mut i = 0\n    \
+                   while i < 3 {\n        s = s + a[i]\n        i = i + 1\n    }\n    \
+                   return s\n}\nprintln(total([1, 2, 3]))\n";
+    let text = ir_of(program, "total", &[]);
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    assert_eq!(ir.matches("ishl.i64").count(), 1, "{ir}");
+    // The get helper (`fn6`: helpers are imported in `HelperRefs` order) is called only
+    // from cold blocks, where the in-place path missed.
+    let mut cold = false;
+    let mut helper_calls = 0;
+    for line in ir.lines() {
+        if line.starts_with("block") {
+            cold = line.contains(" cold:");
+        }
+        if line.contains("call fn6(") {
+            helper_calls += 1;
+            assert!(cold, "the get helper on the hot path: {line}\n{ir}");
+        }
+    }
+    assert_eq!(helper_calls, 1, "{ir}");
+}

@@ -142,17 +142,17 @@ fn multi_line_history_completion_and_ctrl_c_out_of_compiled_code() {
     t.expect("; fib(int) compiled in", 1);
     t.line(":ir stuck");
     t.expect("captured by closures", 1);
-    // A type change: :deopts names the function, the line and the reason.
+    // A type change inside a callee inlined into a loop compiled by OSR: :deopts names
+    // the function, the line and the reason.
     t.line("let mut k = 2");
     t.line("fun scaled(v) { v * k }");
     t.line("fun sum(n) { let mut s = 0");
-    t.line("for i in 0..n { s = s + scaled(i) }");
+    t.line("for i in 0..n { if i == 2000 { k = 0.5 }");
+    t.line("s = s + scaled(i) }");
     t.line("s }");
     t.line("sum(3000)");
-    t.expect("8997000", 1);
-    t.line("k = 0.5");
-    t.line("sum(3000)");
-    t.expect("2249250.0", 1);
+    t.expect("inlined scaled (line 3)", 1);
+    t.expect("5247750.0", 1);
     t.line(":deopts");
     t.expect("deopt scaled at line 1: expected int, got float", 2);
     // Tab completes meta-commands and the session's names.

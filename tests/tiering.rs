@@ -44,9 +44,7 @@ fn a_function_heats_up_deopts_on_a_type_change_and_recompiles() {
             "[jit] compiled run (OSR entry at line 9)",
             "[jit] OSR into run at line 9 after 1000 iterations",
             "[jit] compiled advance(int)",
-            "[jit] deopt advance at line 5: expected int, got float (deopt 1 of 3)",
             "[jit] deopt run at line 9: expected int, got float (deopt 1 of 3)",
-            "[jit] compiled advance(int)",
             "[jit] compiled run (OSR entry at line 9)",
             "[jit] OSR into run at line 9 after 1002 iterations",
         ]

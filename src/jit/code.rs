@@ -25,10 +25,14 @@ pub struct CodeEntry {
     pub machine_code: Option<String>,
     pub code_bytes: usize,
     pub compile_time: Duration,
+    /// For an OSR entry: the line of the loop it enters.
+    pub osr_line: Option<u32>,
     /// 1, or 2 for the optimizing tier.
     pub tier: u8,
     /// Self-calls translated inline (tier 2).
     pub inlined: usize,
+    /// Other callees translated inline: (callee name, line of the call).
+    pub inlined_callees: Vec<(String, u32)>,
     /// Overflow checks removed because loop bounds prove them unnecessary, and the loop
     /// entries that guard the proofs' assumptions (`jit::range`).
     pub checks_removed: usize,
@@ -185,8 +189,29 @@ impl FunctionJit {
 pub fn describe_code(proto: &Proto) -> String {
     let mut out = String::new();
     let name = &proto.name;
-    let entries = proto.jit.entries();
-    for e in &entries {
+    // The code that can run now (entries, then OSR entries); failing that, the code that
+    // was dropped after a deopt, so that what ran is still there to read.
+    let mut shown: Vec<(Rc<CodeEntry>, &str)> = proto
+        .jit
+        .entries()
+        .into_iter()
+        .chain(proto.jit.osr.borrow().iter().filter_map(|o| o.1.clone()))
+        .map(|e| (e, ""))
+        .collect();
+    if shown.is_empty() {
+        shown = proto
+            .jit
+            .retired
+            .borrow()
+            .iter()
+            .map(|e| (e.clone(), " (dropped after a deopt)"))
+            .collect();
+    }
+    for (e, dropped) in &shown {
+        let osr = match e.osr_line {
+            Some(line) => format!(" (OSR entry at line {line})"),
+            None => String::new(),
+        };
         let tier = match e.tier {
             2 => format!(
                 " at tier 2 (self-recursion unrolled {} levels deep: {} self-calls inlined)",
@@ -196,12 +221,19 @@ pub fn describe_code(proto: &Proto) -> String {
             _ => String::new(),
         };
         out.push_str(&format!(
-            "; {name}{}{tier} compiled in {} us, {} bytes of machine code; returns {}\n",
+            "; {name}{}{osr}{tier}{dropped} compiled in {} us, {} bytes of machine code; \
+             returns {}\n",
             e.signature,
             e.compile_time.as_micros(),
             e.code_bytes,
             e.returns.name()
         ));
+        if !e.inlined_callees.is_empty() {
+            out.push_str(&format!(
+                "; inlined: {}\n",
+                super::inlined_text(&e.inlined_callees)
+            ));
+        }
         if e.checks_removed > 0 {
             let entries = match e.guarded_loops {
                 1 => "1 loop entry".to_string(),
@@ -239,7 +271,7 @@ pub fn describe_code(proto: &Proto) -> String {
             "; {name} is blacklisted after {} deopts: it runs in the VM\n",
             proto.jit.deopts.get()
         ));
-    } else if entries.is_empty() && proto.jit.failures().is_empty() {
+    } else if shown.is_empty() && proto.jit.failures().is_empty() {
         out.push_str(&format!(
             "; {name} was not compiled (it was never called)\n"
         ));

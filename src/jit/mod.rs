@@ -35,7 +35,9 @@ use crate::profile::{signature_text, signature_types, SigKey};
 use crate::value::Value;
 pub use code::{describe_code, tier_of, CodeEntry, FunctionJit};
 use infer::{Callee, Env, Liveness, Plan, Ty, Types};
-use translate::{body_signature, CallTarget, FastCallSite, HelperRefs, Settings, Translator};
+use translate::{
+    body_signature, Analysis, CallTarget, FastCallSite, HelperRefs, Settings, Translator,
+};
 
 /// The default `--jit-threshold` and `--osr-threshold` of `--tier auto`.
 pub const DEFAULT_CALL_THRESHOLD: u64 = 1000;
@@ -47,6 +49,8 @@ pub const DEFAULT_TIER2_THRESHOLD: u64 = 10_000;
 /// self-recursion): fib's body is then emitted 1 + 2 + 4 = 7 times, measured fastest
 /// (0: 90 ms for fib(35), 1: 60 ms, 2: 50 ms, 3: 50 ms and twice the code).
 pub const TIER2_UNROLL: usize = 2;
+/// The longest callee (in bytecode instructions) translated inline into its caller.
+pub const INLINE_MAX_OPS: usize = 40;
 
 impl Default for JitOptions {
     /// `--tier jit`: everything compiled at its first call, no OSR needed.
@@ -92,6 +96,8 @@ pub enum EventKind {
         tier: u8,
         /// Self-calls translated inline (tier 2).
         inlined: usize,
+        /// Other callees translated inline: (name, line of the call).
+        inlined_callees: Vec<(String, u32)>,
     },
     Deopt {
         line: u32,
@@ -114,6 +120,7 @@ pub enum EventKind {
         line: u32,
         time: Duration,
         bytes: usize,
+        inlined_callees: Vec<(String, u32)>,
     },
     /// All compiled code dropped and its module freed (see `Jit::flush_code_cache`).
     Flushed {
@@ -185,13 +192,35 @@ impl fmt::Display for Event {
                 "[jit] code cache flushed: {versions} compiled versions dropped, about {} KB freed",
                 bytes / 1024
             ),
-            EventKind::CompiledOsr { line, time, bytes } => write!(
+            EventKind::CompiledOsr {
+                line, time, bytes, ..
+            } => write!(
                 f,
                 "[jit] compiled {name} (OSR entry at line {line}) in {} us, {bytes} bytes",
                 time.as_micros()
             ),
+        }?;
+        match &self.kind {
+            EventKind::Compiled {
+                inlined_callees, ..
+            }
+            | EventKind::CompiledOsr {
+                inlined_callees, ..
+            } if !inlined_callees.is_empty() => {
+                write!(f, "; inlined {}", inlined_text(inlined_callees))
+            }
+            _ => Ok(()),
         }
     }
+}
+
+/// "poly (line 12), scaled (line 12)": callees translated inline, with the line of each call.
+pub fn inlined_text(callees: &[(String, u32)]) -> String {
+    let parts: Vec<String> = callees
+        .iter()
+        .map(|(name, line)| format!("{name} (line {line})"))
+        .collect();
+    parts.join(", ")
 }
 
 const HELPERS: usize = 11;
@@ -218,6 +247,8 @@ pub struct Jit {
     /// Whether a `Vm` holds this JIT (then compiled code may be on the native stack, and
     /// the code must not be freed).
     pub(crate) vm_attached: bool,
+    /// Where arrays keep their parts, measured once (`runtime::ArrayLayout::probe`).
+    array_layout: Option<runtime::ArrayLayout>,
 }
 
 /// When the module's memory passes this, the next flush point (a REPL input, or any
@@ -249,6 +280,7 @@ fn compiled_event(code: &CodeEntry) -> EventKind {
         bytes: code.code_bytes,
         tier: code.tier,
         inlined: code.inlined,
+        inlined_callees: code.inlined_callees.clone(),
     }
 }
 
@@ -282,6 +314,7 @@ impl Jit {
             module_bytes: 0,
             flushes: 0,
             vm_attached: false,
+            array_layout: runtime::ArrayLayout::probe(),
         })
     }
 
@@ -375,10 +408,25 @@ impl Jit {
     }
 
     /// Counts a deopt of `closure`'s function; past `MAX_DEOPTS` it is blacklisted.
-    pub fn record_deopt(&mut self, closure: &Rc<Closure>, pc: usize, reason: String) {
+    /// Records a deopt in `closure`'s frame at `pc`, which was running in `owner`'s
+    /// compiled code (the same function, unless `closure` was inlined into it).
+    pub fn record_deopt(
+        &mut self,
+        owner: &Rc<Closure>,
+        closure: &Rc<Closure>,
+        pc: usize,
+        reason: String,
+    ) {
         let Code::Bytecode(proto) = &closure.code else {
             return;
         };
+        // The code that failed is the owner's: dropping it lets the owner compile anew
+        // (after three deopts the callee is blacklisted, and no longer inlined).
+        if let Code::Bytecode(owner_proto) = &owner.code {
+            if !Rc::ptr_eq(owner, closure) {
+                owner_proto.jit.drop_code();
+            }
+        }
         let count = proto.jit.deopts.get() + 1;
         proto.jit.deopts.set(count);
         let line = proto.lines.get(pc).copied().unwrap_or(0);
@@ -576,6 +624,7 @@ impl Jit {
                         line,
                         time: entry.compile_time,
                         bytes: entry.code_bytes,
+                        inlined_callees: entry.inlined_callees.clone(),
                     },
                 );
                 let address = entry.entry;
@@ -634,6 +683,66 @@ impl Jit {
             Ty::Dead => Ty::Boxed,
             t => t,
         }
+    }
+
+    /// The call sites of `env`'s function whose callee is translated inline: a small
+    /// function without loops or calls of its own (so inlining never nests and the
+    /// callee's frame is the only one a deopt inside it must hand to the VM), and not the
+    /// function itself (self-recursion is unrolled at tier 2 instead).
+    fn inline_targets(&self, env: &Env, types: &Types, globals: &Globals) -> Vec<InlineTarget> {
+        let mut targets = Vec::new();
+        for (pc, state) in types.states.iter().enumerate() {
+            let Some(state) = state else { continue };
+            let (
+                Plan::FastCall {
+                    key, direct: false, ..
+                },
+                _,
+            ) = env.decide(pc, state)
+            else {
+                continue;
+            };
+            let callee = &env.callees[&pc];
+            let proto = &callee.proto;
+            let small = proto.code.len() <= INLINE_MAX_OPS
+                && callee.closure.captures.is_empty()
+                && !proto.jit.blacklisted.get()
+                && !Rc::ptr_eq(&callee.closure, env.closure)
+                && !proto.code.iter().any(|op| {
+                    matches!(
+                        op,
+                        Op::LoopEnter { .. } | Op::CallGlobal { .. } | Op::Call { .. }
+                    )
+                });
+            if small {
+                targets.push(InlineTarget {
+                    pc,
+                    key,
+                    closure: callee.closure.clone(),
+                    proto: proto.clone(),
+                });
+            }
+        }
+        let _ = globals;
+        targets
+    }
+
+    /// The analysis of a callee to translate inline, or `None` if it makes calls after all
+    /// (a method call, say, that infers as a fast call).
+    fn inline_analysis<'a>(
+        &self,
+        target: &'a InlineTarget,
+        globals: &Globals,
+    ) -> Option<Analysis<'a>> {
+        let mut env = self.environment(&target.closure, &target.proto, target.key, globals);
+        let live = Liveness::compute(&target.proto, env.argc);
+        let types = Self::infer(&mut env, &live);
+        let calls = types.states.iter().enumerate().any(|(pc, state)| {
+            state
+                .as_ref()
+                .is_some_and(|st| matches!(env.decide(pc, st).0, Plan::FastCall { .. }))
+        });
+        (!calls).then(|| Analysis::new(env, types, live, HashMap::new()))
     }
 
     fn compile_proto(
@@ -730,12 +839,28 @@ impl Jit {
             ),
         };
 
+        // Small leaf callees are translated into the caller (`inline_targets`).
+        let inline_targets = self.inline_targets(&env, &types, globals);
+        let mut analyses = Vec::with_capacity(1 + inline_targets.len());
+        let returns = types.returns;
+        let param_types = env.params.clone();
+        analyses.push(Analysis::new(env, types, live, HashMap::new()));
+        for target in &inline_targets {
+            let callee = self.inline_analysis(target, globals);
+            if let Some(callee) = callee {
+                let index = analyses.len();
+                analyses[0].inline.insert(target.pc, index);
+                analyses.push(callee);
+            }
+        }
+
         let settings = Settings {
             max_depth: self.max_depth,
             interrupt_flag: Arc::as_ptr(&self.interrupt) as usize,
             epoch: crate::globals::function_epoch(),
             epoch_addr: &crate::globals::FUNCTION_EPOCH as *const _ as usize,
             deopt_stress: self.options.deopt_stress,
+            array: self.array_layout,
             inline_depth: if tier == 2 { TIER2_UNROLL } else { 0 },
             tier_up: tier_up.as_ref().map(|t| {
                 (
@@ -750,6 +875,7 @@ impl Jit {
 
         // The body.
         let inlined;
+        let inlined_callees;
         let range_counts;
         self.module.clear_context(&mut self.ctx);
         self.ctx.func.signature = body_sig.clone();
@@ -776,6 +902,7 @@ impl Jit {
                 tier_up: refs[10],
             };
             let mut calls = HashMap::new();
+            let (env, types) = (&analyses[0].env, &analyses[0].types);
             for (pc, state) in types.states.iter().enumerate() {
                 let Some(state) = state else { continue };
                 let (Plan::FastCall { key, direct, .. }, _) = env.decide(pc, state) else {
@@ -803,14 +930,17 @@ impl Jit {
                     },
                 );
             }
-            let mut t = Translator::new(b, &env, &types, &live, helpers, calls, &settings);
+            analyses[0].calls = calls;
+            let ranges = &analyses[0].ranges;
+            range_counts = (ranges.unchecked.len(), ranges.guards.len());
+            let mut t = Translator::new(b, &analyses, helpers, &settings);
             match osr_header {
                 Some(header) => t.entry_osr(header),
-                None => t.entry(&env.params),
+                None => t.entry(&param_types),
             }
             t.body();
             inlined = t.inlined;
-            range_counts = (t.ranges.unchecked.len(), t.ranges.guards.len());
+            inlined_callees = std::mem::take(&mut t.inlined_callees);
             t.finish(self.module.target_config());
         }
         let result = self.module.define_function(body_id, &mut self.ctx);
@@ -845,7 +975,7 @@ impl Jit {
                 b.switch_to_block(block);
                 let params = b.block_params(block).to_vec();
                 let mut args = params.clone();
-                for (i, ty) in env.params.iter().enumerate() {
+                for (i, ty) in param_types.iter().enumerate() {
                     if ty.is_unboxed() {
                         let v = b.ins().load(
                             translate::cl_type(*ty),
@@ -877,14 +1007,16 @@ impl Jit {
         let code = CodeEntry {
             key,
             entry,
-            returns: types.returns,
+            returns,
             signature: signature_text(key),
             ir,
             machine_code,
             code_bytes,
             compile_time: started.elapsed(),
+            osr_line: osr_header.map(|h| proto.lines[h]),
             tier,
             inlined,
+            inlined_callees,
             checks_removed: range_counts.0,
             guarded_loops: range_counts.1,
             _keep: code::Kept {
@@ -895,6 +1027,14 @@ impl Jit {
         };
         Ok((Rc::new(code), body))
     }
+}
+
+/// A callee to translate inline at call site `pc`, called with signature `key`.
+struct InlineTarget {
+    pc: usize,
+    key: SigKey,
+    closure: Rc<Closure>,
+    proto: Rc<Proto>,
 }
 
 /// A fresh `JITModule` for this machine, with the runtime helpers declared in it.
@@ -934,7 +1074,7 @@ fn build_module() -> Result<(JITModule, [FuncId; HELPERS]), String> {
     };
     let decls: [(&str, usize, usize); HELPERS] = [
         ("rt_step", 8, 1),
-        ("rt_resume", 10, 2),
+        ("rt_resume", 11, 2),
         ("rt_drop", 1, 0),
         ("rt_return_boxed", 3, 2),
         ("rt_clear", 2, 0),

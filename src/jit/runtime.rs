@@ -59,6 +59,93 @@ pub mod offsets {
     pub const STRESS_LEFT: i32 = offset_of!(JitCtx, stress_left) as i32;
 }
 
+/// Where compiled code finds the parts of an array: byte offsets from the pointer a
+/// `Value::Array` holds (its payload, the `Rc`'s allocation) to the strong and weak counts
+/// and to the `Vec`'s buffer pointer, length and capacity. Rust fixes none of these
+/// layouts, so `probe` measures them once on a live array; when the measurement is not
+/// conclusive, compiled code leaves arrays to the helpers.
+///
+/// With the layout, compiled code reads an element in place, and writes one or pushes one
+/// in place exactly when `Rc::make_mut` would not copy (both counts 1) and `Vec::push`
+/// would not reallocate (length below capacity); every other case goes to the helpers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArrayLayout {
+    pub strong: i32,
+    pub weak: i32,
+    pub buffer: i32,
+    pub len: i32,
+    pub cap: i32,
+}
+
+impl ArrayLayout {
+    pub fn probe() -> Option<ArrayLayout> {
+        const WORD: usize = 8;
+        if std::mem::size_of::<Vec<Value>>() != 3 * WORD {
+            return None;
+        }
+        let mut items = Vec::with_capacity(7);
+        items.extend([Value::Nil, Value::Nil, Value::Nil]);
+        if items.capacity() != 7 {
+            return None;
+        }
+        let buffer = items.as_ptr() as u64;
+        let rc = Rc::new(items);
+        let array = Value::Array(rc.clone());
+        // SAFETY: `Value` is `repr(u64)` (tag word, then payload word), and every byte of
+        // an array value is initialized: the tag, then the `Rc`'s pointer.
+        let words: [u64; 2] = unsafe { std::mem::transmute_copy(&array) };
+        let start = words[1] as usize;
+        let vec_at = Rc::as_ptr(&rc) as usize;
+        let head = vec_at.checked_sub(start)?;
+        if head % WORD != 0 || head / WORD > 4 {
+            return None;
+        }
+        let n = head / WORD + 3;
+        // The allocation runs from `start` to the end of the `Vec` (`n` words).
+        let read = || -> Vec<u64> {
+            (0..n)
+                // SAFETY: `start..start + n * 8` is the live `Rc` allocation of `rc`
+                // (counts, then the `Vec`), 8-aligned; nothing writes it meanwhile.
+                .map(|i| unsafe { std::ptr::read((start as *const u64).add(i)) })
+                .collect()
+        };
+        let before = read();
+        let extra = rc.clone();
+        let strong_after = read();
+        drop(extra);
+        let weak = Rc::downgrade(&rc);
+        let weak_after = read();
+        drop(weak);
+        let counter = |after: &[u64]| -> Option<i32> {
+            let changed: Vec<usize> = (0..n).filter(|&i| after[i] != before[i]).collect();
+            match changed[..] {
+                [i] if i * WORD < head && after[i] == before[i] + 1 => Some((i * WORD) as i32),
+                _ => None,
+            }
+        };
+        let field = |value: u64| -> Option<i32> {
+            let found: Vec<usize> = (head / WORD..n).filter(|&i| before[i] == value).collect();
+            match found[..] {
+                [i] => Some((i * WORD) as i32),
+                _ => None,
+            }
+        };
+        let layout = ArrayLayout {
+            strong: counter(&strong_after)?,
+            weak: counter(&weak_after)?,
+            buffer: field(buffer)?,
+            len: field(3)?,
+            cap: field(7)?,
+        };
+        // Both counts read 1 for an unshared array with no weak references (what compiled
+        // code tests); here `rc` and `array` share it.
+        let counts_ok = before[layout.strong as usize / WORD] == 2
+            && before[layout.weak as usize / WORD] == 1
+            && layout.strong != layout.weak;
+        counts_ok.then_some(layout)
+    }
+}
+
 /// The result tag of compiled code that raised an error (kept in `Vm::pending_error`).
 pub const TAG_ERROR: i64 = 0xff;
 
@@ -346,7 +433,11 @@ extern "C" fn rt_resume(
     got: i64,
     spills: *const [u64; 2],
     count: u64,
+    owner: *const Closure,
 ) -> Pair {
+    // SAFETY: the closure whose compiled code is running (alive while it runs); it is
+    // `closure` itself unless the frame is a callee inlined into that code.
+    let owner = unsafe { closure_of(owner) };
     // SAFETY: called from compiled code with its own frame and spill buffer.
     let Some((vm, closure, base)) = (unsafe { take_frame(ctx, closure, regs, pc, spills, count) })
     else {
@@ -360,7 +451,7 @@ extern "C" fn rt_resume(
     }
     if reason != REASON_SLOW_PATH {
         if let Some(jit) = vm.jit.as_mut() {
-            jit.record_deopt(&closure, pc as usize, reason_text(reason, got));
+            jit.record_deopt(&owner, &closure, pc as usize, reason_text(reason, got));
         }
     }
     match vm.run_frame_from(
@@ -614,4 +705,21 @@ pub fn helper_symbols() -> Vec<(&'static str, *const u8)> {
         ("rt_copy", rt_copy as *const u8),
         ("rt_tier_up", rt_tier_up as *const u8),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ArrayLayout;
+
+    /// The probe finds five distinct words: the two counts before the `Vec`, its three
+    /// fields after them.
+    #[test]
+    fn the_array_layout_is_measured() {
+        let l = ArrayLayout::probe().expect("a conclusive probe on this platform");
+        let mut offsets = [l.strong, l.weak, l.buffer, l.len, l.cap];
+        offsets.sort();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{l:?}");
+        assert!(l.strong < l.buffer && l.weak < l.buffer, "{l:?}");
+        assert!(offsets.iter().all(|o| o % 8 == 0), "{l:?}");
+    }
 }

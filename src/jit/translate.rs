@@ -70,6 +70,60 @@ pub struct FastCallSite {
     pub callee_regs: u16,
 }
 
+/// What the translator knows about one function it translates, the compiled function
+/// itself or a callee inlined into it; all of it is worked out before translation starts.
+pub struct Analysis<'a> {
+    pub env: Env<'a>,
+    pub types: Types,
+    pub live: Liveness,
+    /// The overflow checks loop bounds prove away, and the loop-entry guards the proofs
+    /// need (`jit::range`).
+    pub ranges: Ranges,
+    /// Fast call sites by pc (see `FastCallSite`).
+    pub calls: std::collections::HashMap<usize, FastCallSite>,
+    /// Call sites whose callee is translated inline: pc -> index of the callee's analysis
+    /// (in the list the translator is given).
+    pub inline: std::collections::HashMap<usize, usize>,
+    /// Whether the frame ever keeps a value in its window (then it is cleared on return).
+    pub uses_window: bool,
+}
+
+impl<'a> Analysis<'a> {
+    pub fn new(
+        env: Env<'a>,
+        types: Types,
+        live: Liveness,
+        calls: std::collections::HashMap<usize, FastCallSite>,
+    ) -> Self {
+        let mut uses_window = false;
+        for (pc, state) in types.states.iter().enumerate() {
+            if let Some(state) = state {
+                let plan = env.decide(pc, state).0;
+                if plan == Plan::Step
+                    || state.contains(&Ty::Boxed)
+                    || matches!(env.proto.code[pc], Op::LoadNil { .. })
+                {
+                    uses_window = true;
+                }
+            }
+        }
+        let ranges = if env.range_guards {
+            range::analyze(&env, &types)
+        } else {
+            Ranges::default()
+        };
+        Analysis {
+            env,
+            types,
+            live,
+            ranges,
+            calls,
+            inline: std::collections::HashMap::new(),
+            uses_window,
+        }
+    }
+}
+
 pub struct Settings {
     pub max_depth: usize,
     pub interrupt_flag: usize,
@@ -79,6 +133,9 @@ pub struct Settings {
     /// How many levels of direct self-calls are inlined (bounded unrolling of
     /// self-recursion; 0 in tier 1).
     pub inline_depth: usize,
+    /// Where arrays keep their parts, if measured (`runtime::ArrayLayout`): then array
+    /// reads, writes and pushes are done in place when they can be.
+    pub array: Option<runtime::ArrayLayout>,
     /// Tier-1 code that counts its calls: the address of its `runtime::TierUp` and the
     /// threshold past which it moves to tier 2.
     pub tier_up: Option<(usize, i64)>,
@@ -88,13 +145,16 @@ pub struct Settings {
 /// self-call inlined into it, which works on the callee's window (`regs`), one level
 /// deeper, with its own blocks and variables, and leaves by jumping to the call's
 /// continuation (`exit`) instead of returning.
-struct FrameParts {
+struct FrameParts<'a> {
+    an: &'a Analysis<'a>,
+    closure: ClValue,
     blocks: Vec<Option<Block>>,
     vars: Vec<[Variable; 3]>,
     regs: ClValue,
     level: ClValue,
     hoisted: std::collections::HashMap<usize, (usize, Variable, Variable, bool)>,
     exit: Option<Block>,
+    typed_exit: Option<(Block, Ty)>,
 }
 
 const TAG_NIL: i64 = 0;
@@ -145,16 +205,20 @@ fn flags() -> MemFlagsData {
 
 pub struct Translator<'a, 'b> {
     pub b: FunctionBuilder<'b>,
-    pub env: &'a Env<'a>,
-    pub types: &'a Types,
-    pub live: &'a Liveness,
+    /// The compiled function's analysis first, then those of the callees inlined into it.
+    analyses: &'a [Analysis<'a>],
+    /// The analysis of the activation being translated.
+    an: &'a Analysis<'a>,
     pub helpers: HelperRefs,
-    pub calls: std::collections::HashMap<usize, FastCallSite>,
     pub settings: &'a Settings,
     blocks: Vec<Option<Block>>,
     vars: Vec<[Variable; 3]>,
     ctx: ClValue,
+    /// The closure of the activation being translated (handed to the VM's helpers).
     closure: ClValue,
+    /// The compiled function's own closure: a deopt anywhere in its code, inlined callees
+    /// included, drops that code.
+    owner: ClValue,
     regs: ClValue,
     level: ClValue,
     fn_params: Vec<ClValue>,
@@ -162,8 +226,6 @@ pub struct Translator<'a, 'b> {
     /// many registers it holds (the most that are ever live at once).
     spill_slot: Option<StackSlot>,
     spill_capacity: usize,
-    /// Whether the frame ever keeps a value in its window (then it is cleared on return).
-    uses_window: bool,
     /// Loop-invariant int multiplications computed once at their loop's entry:
     /// pc -> (the `LOOPENTER` pc, product and overflow variables, whether an OSR entry
     /// jumps into that loop, and then computes them too).
@@ -171,25 +233,26 @@ pub struct Translator<'a, 'b> {
     /// Where the activation being translated leaves: `None` returns from the function;
     /// an inlined call jumps to its continuation with `(tag, payload)`.
     exit: Option<Block>,
+    /// In an inlined call whose caller expects an unboxed type: where a return of that
+    /// type goes with the unboxed value, skipping the caller's check of the result's tag.
+    typed_exit: Option<(Block, Ty)>,
     /// Inlined self-calls around the activation being translated.
     inline_level: usize,
     /// Self-calls inlined so far (for `:ir` and the events).
     pub inlined: usize,
-    /// The overflow checks loop bounds prove away, and the loop-entry guards the proofs
-    /// need (`jit::range`).
-    pub ranges: Ranges,
+    /// Other callees inlined so far: (callee name, line of the call).
+    pub inlined_callees: Vec<(String, u32)>,
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
     pub fn new(
         mut b: FunctionBuilder<'b>,
-        env: &'a Env<'a>,
-        types: &'a Types,
-        live: &'a Liveness,
+        analyses: &'a [Analysis<'a>],
         helpers: HelperRefs,
-        calls: std::collections::HashMap<usize, FastCallSite>,
         settings: &'a Settings,
     ) -> Self {
+        let an = &analyses[0];
+        let env = &an.env;
         let regs = env.proto.num_regs as usize;
         let vars = register_vars(&mut b, regs);
         let entry = b.create_block();
@@ -204,60 +267,48 @@ impl<'a, 'b> Translator<'a, 'b> {
         } else {
             params[1]
         };
-        let mut uses_window = false;
-        for (pc, state) in types.states.iter().enumerate() {
-            if let Some(state) = state {
-                let plan = env.decide(pc, state).0;
-                if plan == Plan::Step
-                    || state.contains(&Ty::Boxed)
-                    || matches!(env.proto.code[pc], Op::LoadNil { .. })
-                {
-                    uses_window = true;
-                }
-            }
-        }
+        let spill_capacity = analyses
+            .iter()
+            .map(|a| a.live.max_live().min(a.env.proto.num_regs as usize))
+            .max()
+            .unwrap_or(0);
         Translator {
             b,
-            env,
-            types,
-            live,
+            analyses,
+            an,
             helpers,
-            calls,
             settings,
             blocks: vec![None; env.proto.code.len() + 1],
             vars,
             ctx: params[0],
-            // A function without captures behaves the same in every closure of it, so the
-            // VM can be handed the one compiled against: the parameter is then dead and
-            // frees a register across calls.
             closure,
+            owner: closure,
             regs: params[2],
             level: params[3],
             fn_params: params,
             spill_slot: None,
-            spill_capacity: live.max_live().min(regs),
-            uses_window,
+            spill_capacity,
             hoisted: std::collections::HashMap::new(),
             exit: None,
+            typed_exit: None,
             inline_level: 0,
             inlined: 0,
-            ranges: if env.range_guards {
-                range::analyze(env, types)
-            } else {
-                Ranges::default()
-            },
+            inlined_callees: Vec::new(),
         }
     }
 
     /// Switches to translating another activation; returns the one that was current.
-    fn swap_frame(&mut self, frame: FrameParts) -> FrameParts {
+    fn swap_frame(&mut self, frame: FrameParts<'a>) -> FrameParts<'a> {
         FrameParts {
+            an: std::mem::replace(&mut self.an, frame.an),
+            closure: std::mem::replace(&mut self.closure, frame.closure),
             blocks: std::mem::replace(&mut self.blocks, frame.blocks),
             vars: std::mem::replace(&mut self.vars, frame.vars),
             regs: std::mem::replace(&mut self.regs, frame.regs),
             level: std::mem::replace(&mut self.level, frame.level),
             hoisted: std::mem::replace(&mut self.hoisted, frame.hoisted),
             exit: std::mem::replace(&mut self.exit, frame.exit),
+            typed_exit: std::mem::replace(&mut self.typed_exit, frame.typed_exit),
         }
     }
 
@@ -377,7 +428,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     fn edge(&mut self, out: &[Ty], target: usize) {
         let target_state = self.state(target).to_vec();
         for (r, (from, to)) in out.iter().zip(&target_state).enumerate() {
-            if *to == Ty::Boxed && from.is_unboxed() && self.live.is_live(target, r) {
+            if *to == Ty::Boxed && from.is_unboxed() && self.an.live.is_live(target, r) {
                 self.spill(r as Reg, *from);
             }
         }
@@ -411,8 +462,8 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     /// Lets the VM run the instruction at `pc` (operands spilled first); returns the next pc.
     fn step(&mut self, pc: usize, state: &[Ty]) -> ClValue {
-        let op = self.env.proto.code[pc];
-        let mut operands: Vec<(Reg, Ty)> = uses(&op, self.env.proto)
+        let op = self.an.env.proto.code[pc];
+        let mut operands: Vec<(Reg, Ty)> = uses(&op, self.an.env.proto)
             .into_iter()
             .map(|r| (r, state[r as usize]))
             .filter(|(_, ty)| ty.is_unboxed())
@@ -431,15 +482,15 @@ impl<'a, 'b> Translator<'a, 'b> {
 
     /// Translates every reachable instruction.
     pub fn body(&mut self) {
-        let code = &self.env.proto.code;
+        let code = &self.an.env.proto.code;
         let n = code.len();
         let mut leaders = vec![false; n + 1];
         leaders[0] = true;
-        if let Some((header, _)) = &self.env.osr {
+        if let Some((header, _)) = &self.an.env.osr {
             leaders[*header] = true;
         }
         for (pc, op) in code.iter().enumerate() {
-            let succ = successors(op, pc, self.env.argc);
+            let succ = successors(op, pc, self.an.env.argc);
             if succ != [pc + 1] {
                 for s in succ {
                     leaders[s.min(n)] = true;
@@ -449,7 +500,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
         let mut open = false;
         for pc in 0..n {
-            if self.types.states[pc].is_none() {
+            if self.an.types.states[pc].is_none() {
                 continue;
             }
             if leaders[pc] || !open {
@@ -470,7 +521,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             // produce something more precise than that join, e.g. a guarded float where an
             // earlier round saw a step writing a boxed value.)
             let out = self.out_state(pc);
-            let next_state = self.types.states.get(pc + 1).cloned().flatten();
+            let next_state = self.an.types.states.get(pc + 1).cloned().flatten();
             if leaders[pc + 1] || next_state.as_ref() != Some(&out) {
                 if next_state.is_some() {
                     self.edge(&out, pc + 1);
@@ -483,7 +534,7 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// The types after the instruction at `pc`.
     fn out_state(&self, pc: usize) -> Vec<Ty> {
         let mut state = self.state(pc).to_vec();
-        for (r, ty) in self.env.decide(pc, &state).1 {
+        for (r, ty) in self.an.env.decide(pc, &state).1 {
             state[r as usize] = ty;
         }
         state
@@ -492,9 +543,9 @@ impl<'a, 'b> Translator<'a, 'b> {
     /// Emits one instruction; returns whether control falls through to `pc + 1`.
     fn instruction(&mut self, pc: usize) -> bool {
         use Op::*;
-        let op = self.env.proto.code[pc];
+        let op = self.an.env.proto.code[pc];
         let state = self.state(pc).to_vec();
-        let (plan, _) = self.env.decide(pc, &state);
+        let (plan, _) = self.an.env.decide(pc, &state);
         let out = self.out_state(pc);
         let t = |r: Reg| state[r as usize];
         if plan == Plan::Step && self.fast_boxed(pc, &op, &state) {
@@ -502,7 +553,7 @@ impl<'a, 'b> Translator<'a, 'b> {
         }
         if plan == Plan::Step && !matches!(op, Return { .. }) {
             let next = self.step(pc, &state);
-            let succ = successors(&op, pc, self.env.argc);
+            let succ = successors(&op, pc, self.an.env.argc);
             if succ.len() == 2 {
                 let target = op.target().expect("a branch") as usize;
                 let taken = self.b.ins().icmp_imm_s(IntCC::Equal, next, target as i64);
@@ -530,7 +581,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 let v = self.iconst(value as i64);
                 self.set(dst, Ty::Int, v);
             }
-            LoadConst { dst, k } => match self.env.proto.consts[k as usize] {
+            LoadConst { dst, k } => match self.an.env.proto.consts[k as usize] {
                 Const::Int(i) => {
                     let v = self.iconst(i);
                     self.set(dst, Ty::Int, v);
@@ -670,7 +721,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 return false;
             }
             LoopEnter { .. } => {
-                let checks = self.ranges.checks_at(pc).to_vec();
+                let checks = self.an.ranges.checks_at(pc).to_vec();
                 if !checks.is_empty() {
                     let fail = self.cold_deopt(pc, runtime::REASON_RANGE, None);
                     self.range_guard(&checks, fail);
@@ -698,7 +749,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 return false;
             }
             ArgGiven { .. } => {
-                let succ = successors(&op, pc, self.env.argc);
+                let succ = successors(&op, pc, self.an.env.argc);
                 self.edge(&out, succ[0]);
                 return false;
             }

@@ -8,7 +8,11 @@ impl Translator<'_, '_> {
     /// directly, for self-recursion), falling back to the VM when the callee changed, is
     /// not compiled yet, or the depth limit or an interrupt is due.
     pub(super) fn fast_call(&mut self, pc: usize, base: Reg, argc: u8, result: Ty, state: &[Ty]) {
-        let site = *self.calls.get(&pc).expect("fast call sites are prepared");
+        let site = *self
+            .an
+            .calls
+            .get(&pc)
+            .expect("fast call sites are prepared");
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.set_cold_block(slow);
@@ -29,9 +33,16 @@ impl Translator<'_, '_> {
             self.settings.max_depth as i64,
         );
         let mut any = self.b.ins().bor(changed, deep);
-        // A direct self-call of code that keeps everything unboxed never touches the new
-        // window on its fast path (helpers make room when they need it).
-        if !matches!(site.target, CallTarget::Direct(_)) || self.uses_window {
+        // A callee whose code (compiled here, inlined or a direct self-call) keeps
+        // everything unboxed never touches the new window on its fast path (helpers make
+        // room when they need it).
+        let inline_callee = self.an.inline.get(&pc).copied();
+        let callee_window = match (site.target, inline_callee) {
+            (CallTarget::Direct(_), _) => self.an.uses_window,
+            (_, Some(i)) => self.analyses[i].uses_window,
+            _ => true,
+        };
+        if callee_window {
             let window_end = self
                 .b
                 .ins()
@@ -60,9 +71,26 @@ impl Translator<'_, '_> {
             let r = base + 1 + i;
             args.push(self.get(r, state[r as usize]));
         }
+        // An inlined body returning the expected unboxed type goes straight to `typed`.
+        let typed = result.is_unboxed().then(|| {
+            let block = self.b.create_block();
+            self.b.append_block_param(block, cl_type(result));
+            (block, result)
+        });
         let results = match site.target {
             CallTarget::Direct(_) if self.inline_level < self.settings.inline_depth => {
-                self.inline_self_call(&args)
+                self.inlined += 1;
+                let (an, closure) = (self.an, self.closure);
+                self.inline_call(an, closure, &args, typed)
+            }
+            CallTarget::Slot { .. } if inline_callee.is_some() => {
+                let analyses = self.analyses;
+                let an = &analyses[inline_callee.expect("an inlined callee")];
+                let line = self.an.env.proto.lines[pc];
+                self.inlined_callees
+                    .push((an.env.proto.name.to_string(), line));
+                let closure = args[1];
+                self.inline_call(an, closure, &args, typed)
             }
             CallTarget::Direct(f) => {
                 let call = self.b.ins().call(f, &args);
@@ -101,6 +129,12 @@ impl Translator<'_, '_> {
             self.b.switch_to_block(check);
             let params = self.b.block_params(check).to_vec();
             self.check_result(pc, base, result, params[0], params[1], &out, done);
+            if let Some((block, ty)) = typed {
+                self.b.switch_to_block(block);
+                let v = self.b.block_params(block)[0];
+                self.set(base, ty, v);
+                self.b.ins().jump(done, &[]);
+            }
         } else {
             self.call_result(pc, base, result, results[0], results[1], &out, done);
             self.b.switch_to_block(slow);
@@ -108,45 +142,6 @@ impl Translator<'_, '_> {
             self.b.ins().jump(done, &[]);
         }
         self.b.switch_to_block(done);
-    }
-
-    /// Translates a direct self-call with `args` (as the call would pass them) inline: the
-    /// body again, on the callee's window, one level deeper. Its exits (return, deopt,
-    /// error) all arrive at one continuation with the `(tag, payload)` a call would have
-    /// returned, so what follows is the same as after a call: a deopt inside lands in the
-    /// callee's own VM frame, which the VM finishes, and its result comes back here.
-    pub(super) fn inline_self_call(&mut self, args: &[ClValue]) -> Vec<ClValue> {
-        let cont = self.b.create_block();
-        self.b.append_block_param(cont, I64);
-        self.b.append_block_param(cont, I64);
-        let vars = register_vars(&mut self.b, self.env.proto.num_regs as usize);
-        let frame = FrameParts {
-            blocks: vec![None; self.env.proto.code.len() + 1],
-            vars,
-            regs: args[2],
-            level: args[3],
-            hoisted: std::collections::HashMap::new(),
-            exit: Some(cont),
-        };
-        let outer = self.swap_frame(frame);
-        self.inline_level += 1;
-        self.inlined += 1;
-        self.plan_hoisting();
-        let mut next_arg = 4;
-        for (i, ty) in self.env.params.clone().iter().enumerate() {
-            if ty.is_unboxed() {
-                self.set(i as Reg, *ty, args[next_arg]);
-                next_arg += 1;
-            }
-        }
-        self.nil_locals();
-        let start = self.block_for(0);
-        self.b.ins().jump(start, &[]);
-        self.body();
-        self.inline_level -= 1;
-        self.swap_frame(outer);
-        self.b.switch_to_block(cont);
-        self.b.block_params(cont).to_vec()
     }
 
     /// Checks a call's `(tag, payload)` against the expected type and continues at `done`.
@@ -226,7 +221,7 @@ impl Translator<'_, '_> {
     ) {
         let mut state = out.to_vec();
         for (r, t) in state.iter_mut().enumerate() {
-            if !self.live.is_live(pc + 1, r) {
+            if !self.an.live.is_live(pc + 1, r) {
                 *t = Ty::Dead;
             }
         }
@@ -236,16 +231,22 @@ impl Translator<'_, '_> {
     pub(super) fn ret(&mut self, src: Reg, ty: Ty) {
         if ty.is_unboxed() {
             let v = self.get(src, ty);
-            let bits = self.payload_bits(ty, v);
-            if self.uses_window {
-                let n = self.iconst(self.env.proto.num_regs as i64);
+            if self.an.uses_window {
+                let n = self.iconst(self.an.env.proto.num_regs as i64);
                 self.b.ins().call(self.helpers.clear, &[self.regs, n]);
             }
+            if let Some((block, expected)) = self.typed_exit {
+                if expected == ty {
+                    self.b.ins().jump(block, &[v.into()]);
+                    return;
+                }
+            }
+            let bits = self.payload_bits(ty, v);
             let tag = self.iconst(tag_of(ty));
             self.leave(&[tag, bits]);
         } else {
             let src_v = self.iconst(src as i64);
-            let n = self.iconst(self.env.proto.num_regs as i64);
+            let n = self.iconst(self.an.env.proto.num_regs as i64);
             let call = self
                 .b
                 .ins()
@@ -253,5 +254,55 @@ impl Translator<'_, '_> {
             let r = self.b.inst_results(call).to_vec();
             self.leave(&r);
         }
+    }
+}
+
+impl<'a> Translator<'a, '_> {
+    /// Translates a call with `args` (as the call would pass them) inline: the callee's
+    /// body (`an`, for `closure`; the function itself, for a self-call), on the callee's
+    /// window, one level deeper. Its exits (return, deopt, error) all arrive at one
+    /// continuation with the `(tag, payload)` a call would have returned, so what follows is
+    /// the same as after a call: a deopt inside lands in the callee's own VM frame, which
+    /// the VM finishes, and its result comes back here.
+    pub(super) fn inline_call(
+        &mut self,
+        an: &'a Analysis<'a>,
+        closure: ClValue,
+        args: &[ClValue],
+        typed_exit: Option<(Block, Ty)>,
+    ) -> Vec<ClValue> {
+        let cont = self.b.create_block();
+        self.b.append_block_param(cont, I64);
+        self.b.append_block_param(cont, I64);
+        let vars = register_vars(&mut self.b, an.env.proto.num_regs as usize);
+        let frame = FrameParts {
+            an,
+            closure,
+            blocks: vec![None; an.env.proto.code.len() + 1],
+            vars,
+            regs: args[2],
+            level: args[3],
+            hoisted: std::collections::HashMap::new(),
+            exit: Some(cont),
+            typed_exit,
+        };
+        let outer = self.swap_frame(frame);
+        self.inline_level += 1;
+        self.plan_hoisting();
+        let mut next_arg = 4;
+        for (i, ty) in an.env.params.iter().enumerate() {
+            if ty.is_unboxed() {
+                self.set(i as Reg, *ty, args[next_arg]);
+                next_arg += 1;
+            }
+        }
+        self.nil_locals();
+        let start = self.block_for(0);
+        self.b.ins().jump(start, &[]);
+        self.body();
+        self.inline_level -= 1;
+        self.swap_frame(outer);
+        self.b.switch_to_block(cont);
+        self.b.block_params(cont).to_vec()
     }
 }

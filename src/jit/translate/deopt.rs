@@ -61,7 +61,7 @@ impl Translator<'_, '_> {
             .enumerate()
             .map(|(r, ty)| (r as Reg, *ty))
             .filter(|(r, ty)| {
-                ty.is_unboxed() && self.live.is_live(pc, *r as usize) && Some(*r) != skip
+                ty.is_unboxed() && self.an.live.is_live(pc, *r as usize) && Some(*r) != skip
             })
             .collect()
     }
@@ -85,7 +85,7 @@ impl Translator<'_, '_> {
         let (spills, count) = self.spill_to_buffer(&live, extra);
         let mut args = self.frame_at(pc);
         let reason_v = self.iconst(reason);
-        args.extend([reason_v, got, spills, count]);
+        args.extend([reason_v, got, spills, count, self.owner]);
         let call = self.b.ins().call(self.helpers.resume, &args);
         let r = self.b.inst_results(call).to_vec();
         self.leave(&r);
@@ -131,14 +131,14 @@ impl Translator<'_, '_> {
     }
 
     pub(super) fn state(&self, pc: usize) -> &[Ty] {
-        self.types.states[pc].as_deref().expect("reachable")
+        self.an.types.states[pc].as_deref().expect("reachable")
     }
 
     /// The frame as the VM's helpers take it (`rt_resume`, `rt_step`): context, closure,
     /// window, level, the pc to continue at and the number of arguments passed.
     pub(super) fn frame_at(&mut self, pc: usize) -> Vec<ClValue> {
         let pc_v = self.iconst(pc as i64);
-        let argc = self.iconst(self.env.argc as i64);
+        let argc = self.iconst(self.an.env.argc as i64);
         vec![self.ctx, self.closure, self.regs, self.level, pc_v, argc]
     }
 

@@ -69,8 +69,8 @@ impl Translator<'_, '_> {
 
     /// Locals read before they are written start as nil, as in the VM.
     pub(super) fn nil_locals(&mut self) {
-        for r in self.env.argc..self.env.proto.num_locals as usize {
-            if self.live.is_live(0, r) {
+        for r in self.an.env.argc..self.an.env.proto.num_locals as usize {
+            if self.an.live.is_live(0, r) {
                 let tag = self.iconst(TAG_NIL);
                 let zero = self.iconst(0);
                 self.store_boxed(r as Reg, tag, zero);
@@ -104,7 +104,7 @@ impl Translator<'_, '_> {
         }
         // The loops around the header are entered without passing their LOOPENTER: their
         // range guards run here, on the values the VM hands over.
-        let checks = self.ranges.checks_around(header);
+        let checks = self.an.ranges.checks_around(header);
         if !checks.is_empty() {
             let fail = self.b.create_block();
             self.b.set_cold_block(fail);
@@ -133,18 +133,18 @@ impl Translator<'_, '_> {
             .map(|(at, h)| (*at, h.1, h.2))
             .collect();
         for (at, product, overflow) in mine {
-            let (a, b) = match self.env.proto.code[at] {
+            let (a, b) = match self.an.env.proto.code[at] {
                 Op::Mul { a, b, .. } => (a, Some(b)),
                 Op::MulI { a, .. } => (a, None),
                 _ => unreachable!("only products are hoisted"),
             };
             let x = self.get(a, Ty::Int);
-            let y = match (b, self.env.proto.code[at]) {
+            let y = match (b, self.an.env.proto.code[at]) {
                 (Some(b), _) => self.get(b, Ty::Int),
                 (None, Op::MulI { imm, .. }) => self.iconst(imm as i64),
                 _ => unreachable!("a product has a second operand"),
             };
-            if self.ranges.unchecked.contains(&at) {
+            if self.an.ranges.unchecked.contains(&at) {
                 let r = self.b.ins().imul(x, y);
                 self.b.def_var(product, r);
             } else {
@@ -159,7 +159,7 @@ impl Translator<'_, '_> {
     /// each to the outermost such loop: its entry computes them once (`LOOPENTER`).
     pub(super) fn plan_hoisting(&mut self) {
         use std::collections::HashSet;
-        let code = &self.env.proto.code;
+        let code = &self.an.env.proto.code;
         // (entry pc, header, back edge pc) of every loop, outermost first.
         let mut loops = Vec::new();
         for (pc, op) in code.iter().enumerate() {
@@ -171,26 +171,26 @@ impl Translator<'_, '_> {
             }
         }
         loops.sort_by_key(|l| std::cmp::Reverse(l.2 - l.1));
-        let osr_header = self.env.osr.as_ref().map(|o| o.0);
+        let osr_header = self.an.env.osr.as_ref().map(|o| o.0);
         for (enter, header, back) in loops {
             // A loop an OSR entry jumps into does not pass its entry this time: the OSR
             // entry computes its products too, from the types it starts with.
             let midway = osr_header.filter(|h| (header..=back).contains(h));
             let Some(entry_state) = (match midway {
-                Some(h) => self.types.states[h].as_deref(),
-                None => self.types.states[enter].as_deref(),
+                Some(h) => self.an.types.states[h].as_deref(),
+                None => self.an.types.states[enter].as_deref(),
             }) else {
                 continue;
             };
             let entry_state = entry_state.to_vec();
             let written: HashSet<Reg> = (header..=back)
-                .flat_map(|pc| crate::bytecode::dataflow::defs(&code[pc], self.env.proto))
+                .flat_map(|pc| crate::bytecode::dataflow::defs(&code[pc], self.an.env.proto))
                 .collect();
             for (pc, op) in code.iter().enumerate().take(back + 1).skip(header) {
                 if self.hoisted.contains_key(&pc) {
                     continue;
                 }
-                let Some(state) = self.types.states[pc].as_deref() else {
+                let Some(state) = self.an.types.states[pc].as_deref() else {
                     continue;
                 };
                 let operands = match *op {
@@ -203,7 +203,7 @@ impl Translator<'_, '_> {
                         && state[*r as usize] == Ty::Int
                         && entry_state[*r as usize] == Ty::Int
                 });
-                if invariant && self.env.decide(pc, state).0 == Plan::Native {
+                if invariant && self.an.env.decide(pc, state).0 == Plan::Native {
                     let product = self.b.declare_var(I64);
                     let overflow = self.b.declare_var(I8);
                     self.hoisted
