@@ -107,17 +107,7 @@ impl Jit {
     /// function itself (self-recursion is unrolled at tier 2 instead).
     fn inline_targets(&self, env: &Env, types: &Types) -> Vec<InlineTarget> {
         let mut targets = Vec::new();
-        for (pc, state) in types.states.iter().enumerate() {
-            let Some(state) = state else { continue };
-            let (
-                Plan::FastCall {
-                    key, direct: false, ..
-                },
-                _,
-            ) = env.decide(pc, state)
-            else {
-                continue;
-            };
+        for (pc, key) in table_calls(env, types) {
             let callee = &env.callees[&pc];
             let proto = &callee.proto;
             let small = proto.code.len() <= INLINE_MAX_OPS
@@ -189,17 +179,7 @@ impl Jit {
         // then infer again with those results (a few rounds, as results type more calls).
         for _ in 0..3 {
             let mut learned = false;
-            for (pc, state) in types.states.iter().enumerate() {
-                let Some(state) = state else { continue };
-                let (
-                    Plan::FastCall {
-                        key, direct: false, ..
-                    },
-                    _,
-                ) = env.decide(pc, state)
-                else {
-                    continue;
-                };
+            for (pc, key) in table_calls(&env, &types) {
                 let callee = &env.callees[&pc];
                 if callee.proto.jit.return_type(key).is_some()
                     || callee.hints.borrow().contains_key(&key)
@@ -442,6 +422,25 @@ impl Jit {
         };
         Ok((Rc::new(code), body))
     }
+}
+
+/// The fast calls of another function (through the code table): (pc, the callee's
+/// signature).
+fn table_calls(env: &Env, types: &Types) -> Vec<(usize, SigKey)> {
+    let mut calls = Vec::new();
+    for (pc, state) in types.states.iter().enumerate() {
+        let Some(state) = state else { continue };
+        if let (
+            Plan::FastCall {
+                key, direct: false, ..
+            },
+            _,
+        ) = env.decide(pc, state)
+        {
+            calls.push((pc, key));
+        }
+    }
+    calls
 }
 
 /// A callee to translate inline at call site `pc`, called with signature `key`.
