@@ -383,3 +383,59 @@ fn an_array_element_is_read_in_place() {
     }
     assert_eq!(helper_calls, 1, "{ir}");
 }
+
+/// A loop that only indexes an array reads the array's length and buffer once, at its
+/// entry: the loop's two accesses (a read in the outer loop, a write in the nested one)
+/// load neither, and check neither the array's tag nor its counts.
+#[test]
+fn a_loop_reads_its_array_once_at_its_entry() {
+    let program = "fun mark(a, n) {\n    let mut p = 2\n    while p < n {\n        \
+                   if a[p] {\n            let mut m = p + p\n            \
+                   while m < n {\n                a[m] = false\n                \
+                   m = m + p\n            }\n        }\n        p = p + 1\n    }\n    \
+                   return a\n}\nprintln(len(mark([true, true, true, true, true, true], 6)))\n";
+    let text = ir_of(program, "mark", &[]);
+    assert!(
+        text.contains(
+            "; 2 array accesses in loops skip the array's checks: each loop's entry checks the \
+             array once (1 array)"
+        ),
+        "{text}"
+    );
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    // `a` is register 0: its payload (the pointer to the array) is at `regs + 8`, and
+    // `regs` is the body's third parameter, `v2`. Each unhoisted access would load it.
+    let pointer_loads = ir.lines().filter(|l| l.ends_with("aligned v2+8")).count();
+    assert_eq!(
+        pointer_loads, 1,
+        "the array is read once, at the entry:\n{ir}"
+    );
+    let array_tag = ruchy_jit::value::Type::Array.index();
+    let tag_checks = ir
+        .lines()
+        .filter(|l| l.contains("= icmp eq") && l.ends_with(&format!(" = {array_tag}")))
+        .count();
+    assert_eq!(tag_checks, 1, "the array's tag is checked once:\n{ir}");
+}
+
+/// A loop that pushes to an array moves its buffer, so its entry keeps the array's pointer
+/// (checked once: an array, unshared), and each access reads the length and buffer.
+#[test]
+fn a_loop_that_pushes_checks_its_array_once_at_its_entry() {
+    let program = "fun grow(n) {\n    let mut a = []\n    let mut s = 0\n    \
+                   let mut i = 0\n    while i < n {\n        a.push(i)\n        \
+                   s = s + a[i]\n        i = i + 1\n    }\n    return s\n}\n\
+                   println(grow(10))\n";
+    let text = ir_of(program, "grow", &[]);
+    assert!(
+        text.contains("; 2 array accesses in loops skip the array's checks"),
+        "{text}"
+    );
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    let array_tag = ruchy_jit::value::Type::Array.index();
+    let tag_checks = ir
+        .lines()
+        .filter(|l| l.contains("= icmp eq") && l.ends_with(&format!(" = {array_tag}")))
+        .count();
+    assert_eq!(tag_checks, 1, "the array's tag is checked once:\n{ir}");
+}

@@ -37,6 +37,10 @@ pub struct CodeEntry {
     /// entries that guard the proofs' assumptions (`jit::range`).
     pub checks_removed: usize,
     pub guarded_loops: usize,
+    /// Array accesses in loops that use the buffer and length their loop's entry read, and
+    /// how many arrays were read so (`translate::arrays`).
+    pub hoisted_array_accesses: usize,
+    pub hoisted_arrays: usize,
     /// Closures and code-table slots the code has the addresses of: kept alive with it.
     pub(super) _keep: Kept,
 }
@@ -246,6 +250,20 @@ pub fn describe_code(proto: &Proto) -> String {
             out.push_str(&format!(
                 "; {checks} removed: loop bounds prove them unnecessary, given the range \
                  guards at {entries}\n"
+            ));
+        }
+        if e.hoisted_array_accesses > 0 {
+            let accesses = match e.hoisted_array_accesses {
+                1 => "1 array access".to_string(),
+                n => format!("{n} array accesses"),
+            };
+            let arrays = match e.hoisted_arrays {
+                1 => "1 array".to_string(),
+                n => format!("{n} arrays"),
+            };
+            out.push_str(&format!(
+                "; {accesses} in loops skip the array's checks: each loop's entry checks the \
+                 array once ({arrays})\n"
             ));
         }
         match &e.ir {

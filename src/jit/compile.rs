@@ -272,6 +272,7 @@ impl Jit {
         let inlined;
         let inlined_callees;
         let range_counts;
+        let array_counts;
         self.module.clear_context(&mut self.ctx);
         self.ctx.func.signature = body_sig.clone();
         self.ctx.func.name = UserFuncName::user(0, body_id.as_u32());
@@ -335,6 +336,7 @@ impl Jit {
             }
             t.body();
             inlined = t.inlined;
+            array_counts = (t.hoisted_array_accesses, t.hoisted_arrays);
             inlined_callees = std::mem::take(&mut t.inlined_callees);
             t.finish(self.module.target_config());
         }
@@ -414,6 +416,8 @@ impl Jit {
             inlined_callees,
             checks_removed: range_counts.0,
             guarded_loops: range_counts.1,
+            hoisted_array_accesses: array_counts.0,
+            hoisted_arrays: array_counts.1,
             _keep: code::Kept {
                 closures: keep_closures,
                 slots: keep_slots,

@@ -77,6 +77,12 @@ pub struct ArrayLayout {
     pub cap: i32,
 }
 
+/// What a loop that pushes to an array reads as the array's `Rc` when its entry found no
+/// unshared array in the register (`translate::arrays`): zeroed words, so a length and a
+/// capacity of 0, and every access of the loop misses to its helper before writing. It
+/// covers every layout `probe` accepts (at most 4 words of counts, then the `Vec`'s 3).
+pub static EMPTY_ARRAY: [u64; 8] = [0; 8];
+
 impl ArrayLayout {
     pub fn probe() -> Option<ArrayLayout> {
         const WORD: usize = 8;

@@ -32,6 +32,7 @@ use crate::jit::runtime::{self, offsets, TAG_ERROR};
 use crate::value::Type;
 
 mod arith;
+mod arrays;
 mod calls;
 mod deopt;
 mod entry;
@@ -153,6 +154,7 @@ struct FrameParts<'a> {
     regs: ClValue,
     level: ClValue,
     hoisted: std::collections::HashMap<usize, (usize, Variable, Variable, bool)>,
+    arrays: arrays::ArrayHoisting,
     exit: Option<Block>,
     typed_exit: Option<(Block, Ty)>,
 }
@@ -230,6 +232,11 @@ pub struct Translator<'a, 'b> {
     /// pc -> (the `LOOPENTER` pc, product and overflow variables, whether an OSR entry
     /// jumps into that loop, and then computes them too).
     hoisted: std::collections::HashMap<usize, (usize, Variable, Variable, bool)>,
+    /// Arrays whose buffer and length a loop's entry reads once (`arrays`).
+    arrays: arrays::ArrayHoisting,
+    /// How many array accesses and arrays that was, over every activation translated.
+    pub hoisted_array_accesses: usize,
+    pub hoisted_arrays: usize,
     /// Where the activation being translated leaves: `None` returns from the function;
     /// an inlined call jumps to its continuation with `(tag, payload)`.
     exit: Option<Block>,
@@ -289,6 +296,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             spill_slot: None,
             spill_capacity,
             hoisted: std::collections::HashMap::new(),
+            arrays: Default::default(),
+            hoisted_array_accesses: 0,
+            hoisted_arrays: 0,
             exit: None,
             typed_exit: None,
             inline_level: 0,
@@ -307,6 +317,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             regs: std::mem::replace(&mut self.regs, frame.regs),
             level: std::mem::replace(&mut self.level, frame.level),
             hoisted: std::mem::replace(&mut self.hoisted, frame.hoisted),
+            arrays: std::mem::replace(&mut self.arrays, frame.arrays),
             exit: std::mem::replace(&mut self.exit, frame.exit),
             typed_exit: std::mem::replace(&mut self.typed_exit, frame.typed_exit),
         }
@@ -729,6 +740,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 // Compute the loop's invariant products here; their overflow is still
                 // raised at the instruction itself, in order.
                 self.compute_hoisted(|h| h.0 == pc);
+                self.read_hoisted_arrays(|enter, _| enter == pc);
             }
             LoopExit { .. } => {}
             BackEdge { target, .. } => {

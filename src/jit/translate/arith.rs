@@ -2,7 +2,6 @@
 //! paths for common boxed instructions.
 
 use super::*;
-use crate::jit::runtime::ArrayLayout;
 
 impl Translator<'_, '_> {
     /// Common instructions on boxed values through a fast helper (see `runtime`), with
@@ -60,7 +59,7 @@ impl Translator<'_, '_> {
                 let i = self.get(index, Ty::Int);
                 if let Some(layout) = layout {
                     let block = *done.insert(self.b.create_block());
-                    self.get_in_place(&layout, dst, base, i, block);
+                    self.get_in_place(&layout, pc, (dst, base, i), block);
                 }
                 let args = [self.regs, reg(self, dst), reg(self, base), i];
                 let call = self.b.ins().call(self.helpers.get_index, &args);
@@ -75,7 +74,7 @@ impl Translator<'_, '_> {
                 let tag = self.iconst(tag_of(t(src)));
                 if let Some(layout) = layout {
                     let block = *done.insert(self.b.create_block());
-                    self.set_in_place(&layout, base, i, tag, bits, block);
+                    self.set_in_place(&layout, pc, (base, i), (tag, bits), block);
                 }
                 let args = [self.regs, reg(self, base), i, tag, bits];
                 let call = self.b.ins().call(self.helpers.set_index, &args);
@@ -99,7 +98,7 @@ impl Translator<'_, '_> {
                 let tag = self.iconst(tag_of(t(src)));
                 if let Some(layout) = layout {
                     let block = *done.insert(self.b.create_block());
-                    self.push_in_place(&layout, dst, root, tag, bits, block);
+                    self.push_in_place(&layout, pc, (dst, root), (tag, bits), block);
                 }
                 let args = [self.regs, reg(self, dst), reg(self, root), tag, bits];
                 let call = self.b.ins().call(self.helpers.push, &args);
@@ -355,134 +354,5 @@ impl Translator<'_, '_> {
                 }
             }
         }
-    }
-}
-
-impl Translator<'_, '_> {
-    /// Branches to `miss` unless register `r` holds an array; returns the pointer to its
-    /// `Rc` allocation (see `runtime::ArrayLayout`).
-    fn array_in(&mut self, r: Reg, miss: Block) -> ClValue {
-        let tag = self.load_tag(r);
-        let is_array = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::Equal, tag, Type::Array.index() as i64);
-        let next = self.b.create_block();
-        self.b.ins().brif(is_array, next, &[], miss, &[]);
-        self.b.switch_to_block(next);
-        self.load_payload(r, I64)
-    }
-
-    /// Branches to `miss` unless both of the array's counts are 1: then a write in place
-    /// is what `Rc::make_mut` would do.
-    fn unshared(&mut self, layout: &ArrayLayout, rc: ClValue, miss: Block) {
-        let strong = self.b.ins().load(I64, flags(), rc, layout.strong);
-        let weak = self.b.ins().load(I64, flags(), rc, layout.weak);
-        let strong = self.b.ins().bxor_imm_u(strong, 1);
-        let weak = self.b.ins().bxor_imm_u(weak, 1);
-        let other = self.b.ins().bor(strong, weak);
-        let next = self.b.create_block();
-        self.b.ins().brif(other, miss, &[], next, &[]);
-        self.b.switch_to_block(next);
-    }
-
-    /// The address of element `i` of the array at `rc`, branching to `miss` unless
-    /// `0 <= i < len`.
-    fn element(&mut self, layout: &ArrayLayout, rc: ClValue, i: ClValue, miss: Block) -> ClValue {
-        let len = self.b.ins().load(I64, flags(), rc, layout.len);
-        let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, i, len);
-        let next = self.b.create_block();
-        self.b.ins().brif(inside, next, &[], miss, &[]);
-        self.b.switch_to_block(next);
-        let buffer = self.b.ins().load(I64, flags(), rc, layout.buffer);
-        let offset = self.b.ins().ishl_imm_u(i, 4);
-        self.b.ins().iadd(buffer, offset)
-    }
-
-    /// Branches to `miss` if the value at `address` is a heap value (reading it would
-    /// need a count, overwriting it a release).
-    fn scalar_at(&mut self, address: ClValue, miss: Block) -> ClValue {
-        let tag = self.b.ins().load(I64, flags(), address, 0);
-        // Heap tags are 4..=7 (string, array, range, function).
-        let shifted = self.b.ins().iadd_imm_s(tag, -4);
-        let heap = self.b.ins().icmp_imm_u(IntCC::UnsignedLessThan, shifted, 4);
-        let next = self.b.create_block();
-        self.b.ins().brif(heap, miss, &[], next, &[]);
-        self.b.switch_to_block(next);
-        tag
-    }
-
-    /// A cold block for the in-place paths' misses: what follows it (the helper) runs there.
-    fn miss_block(&mut self) -> Block {
-        let miss = self.b.create_block();
-        self.b.set_cold_block(miss);
-        miss
-    }
-
-    /// `dst = base[i]` in place for a scalar element; continues at `done`, or in the miss
-    /// block (current on return) for everything else.
-    fn get_in_place(&mut self, layout: &ArrayLayout, dst: Reg, base: Reg, i: ClValue, done: Block) {
-        let miss = self.miss_block();
-        let rc = self.array_in(base, miss);
-        let address = self.element(layout, rc, i, miss);
-        let tag = self.scalar_at(address, miss);
-        let payload = self.b.ins().load(I64, flags(), address, 8);
-        self.store_boxed(dst, tag, payload);
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(miss);
-    }
-
-    /// `base[i] = value` in place over a scalar element of an unshared array.
-    fn set_in_place(
-        &mut self,
-        layout: &ArrayLayout,
-        base: Reg,
-        i: ClValue,
-        tag: ClValue,
-        payload: ClValue,
-        done: Block,
-    ) {
-        let miss = self.miss_block();
-        let rc = self.array_in(base, miss);
-        self.unshared(layout, rc, miss);
-        let address = self.element(layout, rc, i, miss);
-        self.scalar_at(address, miss);
-        self.b.ins().store(flags(), tag, address, 0);
-        self.b.ins().store(flags(), payload, address, 8);
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(miss);
-    }
-
-    /// `root.push(value)` in place on an unshared array with room left; `dst` becomes nil.
-    fn push_in_place(
-        &mut self,
-        layout: &ArrayLayout,
-        dst: Reg,
-        root: Reg,
-        tag: ClValue,
-        payload: ClValue,
-        done: Block,
-    ) {
-        let miss = self.miss_block();
-        let rc = self.array_in(root, miss);
-        self.unshared(layout, rc, miss);
-        let len = self.b.ins().load(I64, flags(), rc, layout.len);
-        let cap = self.b.ins().load(I64, flags(), rc, layout.cap);
-        let room = self.b.ins().icmp(IntCC::UnsignedLessThan, len, cap);
-        let next = self.b.create_block();
-        self.b.ins().brif(room, next, &[], miss, &[]);
-        self.b.switch_to_block(next);
-        let buffer = self.b.ins().load(I64, flags(), rc, layout.buffer);
-        let offset = self.b.ins().ishl_imm_u(len, 4);
-        let address = self.b.ins().iadd(buffer, offset);
-        self.b.ins().store(flags(), tag, address, 0);
-        self.b.ins().store(flags(), payload, address, 8);
-        let longer = self.b.ins().iadd_imm_s(len, 1);
-        self.b.ins().store(flags(), longer, rc, layout.len);
-        let nil = self.iconst(TAG_NIL);
-        let zero = self.iconst(0);
-        self.store_boxed(dst, nil, zero);
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(miss);
     }
 }

@@ -283,6 +283,7 @@ impl<'a> Translator<'a, '_> {
             regs: args[2],
             level: args[3],
             hoisted: std::collections::HashMap::new(),
+            arrays: Default::default(),
             exit: Some(cont),
             typed_exit,
         };

@@ -117,6 +117,7 @@ impl Translator<'_, '_> {
             self.b.switch_to_block(cont);
         }
         self.compute_hoisted(|h| h.3);
+        self.read_hoisted_arrays(|_, midway| midway);
         let start = self.block_for(header);
         self.b.ins().jump(start, &[]);
     }
@@ -172,7 +173,7 @@ impl Translator<'_, '_> {
         }
         loops.sort_by_key(|l| std::cmp::Reverse(l.2 - l.1));
         let osr_header = self.an.env.osr.as_ref().map(|o| o.0);
-        for (enter, header, back) in loops {
+        for &(enter, header, back) in &loops {
             // A loop an OSR entry jumps into does not pass its entry this time: the OSR
             // entry computes its products too, from the types it starts with.
             let midway = osr_header.filter(|h| (header..=back).contains(h));
@@ -211,5 +212,6 @@ impl Translator<'_, '_> {
                 }
             }
         }
+        self.plan_array_hoisting(&loops, osr_header);
     }
 }
