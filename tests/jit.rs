@@ -164,6 +164,30 @@ fn tier2_ir_shows_the_inlined_self_calls() {
     assert_eq!(calls, 8, "{ir}");
 }
 
+/// fib calls nothing but itself and changes no binding, so nothing between its entry and
+/// an inlined self-call can redefine it: the entry checks the epoch and the depth limit
+/// once for every inlined level (`max_depth - 1`, the deepest inlined call being made one
+/// level down), and only the real calls check the depth themselves.
+#[test]
+fn tier2_checks_its_inlined_calls_once_at_the_entry() {
+    let text = std::fs::read_to_string(root().join("tests/bytecode/fib.ruchy"))
+        .expect("fib program")
+        + "println(fib(15))\n";
+    let text = ir_of(&text, "fib", &["--tier2-threshold", "0"]);
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    let max_depth = ruchy_jit::limits::DEFAULT_MAX_DEPTH as i64;
+    let depth_checks = |limit: i64| {
+        let shown = format!("{limit:x}");
+        ir.lines()
+            .filter(|l| l.contains("= icmp uge") && l.replace('_', "").ends_with(&shown))
+            .count()
+    };
+    assert_eq!(depth_checks(max_depth - 1), 1, "the entry's check:\n{ir}");
+    // The four innermost activations check before their real calls (Cranelift shares one
+    // compare between an activation's two calls); the inlined calls check nothing.
+    assert_eq!(depth_checks(max_depth), 4, "{ir}");
+}
+
 /// With tiering, fib's tier-1 code counts its calls and hands over to tier 2 mid-recursion;
 /// deopts inside inlined activations land in their own VM frames.
 #[test]

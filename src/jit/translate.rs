@@ -245,6 +245,9 @@ pub struct Translator<'a, 'b> {
     typed_exit: Option<(Block, Ty)>,
     /// Inlined self-calls around the activation being translated.
     inline_level: usize,
+    /// The checks before an inlined self-call (epoch, depth) run once at the entry instead
+    /// (`calls_only_itself`).
+    call_checks_at_entry: bool,
     /// Self-calls inlined so far (for `:ir` and the events).
     pub inlined: usize,
     /// Other callees inlined so far: (callee name, line of the call).
@@ -302,6 +305,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             exit: None,
             typed_exit: None,
             inline_level: 0,
+            call_checks_at_entry: settings.inline_depth > 0
+                && env.osr.is_none()
+                && calls::calls_only_itself(an),
             inlined: 0,
             inlined_callees: Vec::new(),
         }

@@ -3,7 +3,49 @@
 
 use super::*;
 
+/// Whether a function runs no code but its own and changes no binding: its instructions
+/// call only itself (directly), and write no global, upvalue or cell. Nothing between its
+/// entry and a self-call inlined into it can then redefine it; only an interrupt can
+/// change the epoch meanwhile, and the next real call or loop back edge sees that.
+pub(super) fn calls_only_itself(an: &Analysis) -> bool {
+    use crate::bytecode::proto::PlaceRoot;
+    let proto = an.env.proto;
+    proto.code.iter().enumerate().all(|(pc, op)| match *op {
+        Op::SetGlobal { .. } | Op::SetUpval { .. } | Op::SetCell { .. } => false,
+        Op::Call { .. } | Op::CallMethod { .. } => false,
+        Op::CallGlobal { .. } => matches!(
+            an.calls.get(&pc),
+            Some(FastCallSite {
+                target: CallTarget::Direct(_),
+                ..
+            })
+        ),
+        Op::PlaceUpdate { place, .. } => {
+            matches!(proto.places[place as usize].root, PlaceRoot::Reg(_))
+        }
+        _ => true,
+    })
+}
+
 impl Translator<'_, '_> {
+    /// The epoch and depth checks before a call made `extra_levels` below this activation:
+    /// true (an i8) when the callee may have changed, an interrupt is pending, or the call
+    /// would pass the depth limit.
+    pub(super) fn call_checks(&mut self, extra_levels: usize) -> ClValue {
+        let epoch_addr = self.iconst(self.settings.epoch_addr as i64);
+        let epoch = self.b.ins().load(I64, flags(), epoch_addr, 0);
+        let changed = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::NotEqual, epoch, self.settings.epoch as i64);
+        let deep = self.b.ins().icmp_imm_u(
+            IntCC::UnsignedGreaterThanOrEqual,
+            self.level,
+            self.settings.max_depth.saturating_sub(extra_levels) as i64,
+        );
+        self.b.ins().bor(changed, deep)
+    }
+
     /// A call of a known function with unboxed arguments, through the code table (or
     /// directly, for self-recursion), falling back to the VM when the callee changed, is
     /// not compiled yet, or the depth limit or an interrupt is due.
@@ -21,18 +63,15 @@ impl Translator<'_, '_> {
         // The VM's checks before a call, in one cold branch: the callee is still the
         // function compiled against and no interrupt is pending (one epoch word), the
         // depth limit, and the callee's window lies in the initialized register stack.
-        let epoch_addr = self.iconst(self.settings.epoch_addr as i64);
-        let epoch = self.b.ins().load(I64, flags(), epoch_addr, 0);
-        let changed = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::NotEqual, epoch, self.settings.epoch as i64);
-        let deep = self.b.ins().icmp_imm_u(
-            IntCC::UnsignedGreaterThanOrEqual,
-            self.level,
-            self.settings.max_depth as i64,
-        );
-        let mut any = self.b.ins().bor(changed, deep);
+        // An inlined self-call of a function that calls only itself had the first two
+        // checked at the entry, for every level of inlining (`entry_call_checks`).
+        let unrolled = matches!(site.target, CallTarget::Direct(_))
+            && self.inline_level < self.settings.inline_depth;
+        let mut any = if unrolled && self.call_checks_at_entry {
+            None
+        } else {
+            Some(self.call_checks(0))
+        };
         // A callee whose code (compiled here, inlined or a direct self-call) keeps
         // everything unboxed never touches the new window on its fast path (helpers make
         // room when they need it).
@@ -55,10 +94,16 @@ impl Translator<'_, '_> {
                 .b
                 .ins()
                 .icmp(IntCC::UnsignedGreaterThan, window_end, stack_end);
-            any = self.b.ins().bor(any, short);
+            any = Some(match any {
+                Some(any) => self.b.ins().bor(any, short),
+                None => short,
+            });
         }
         let checked = self.b.create_block();
-        self.b.ins().brif(any, slow, &[], checked, &[]);
+        match any {
+            Some(any) => self.b.ins().brif(any, slow, &[], checked, &[]),
+            None => self.b.ins().jump(checked, &[]),
+        };
         self.b.switch_to_block(checked);
 
         let mut args = vec![
@@ -78,7 +123,7 @@ impl Translator<'_, '_> {
             (block, result)
         });
         let results = match site.target {
-            CallTarget::Direct(_) if self.inline_level < self.settings.inline_depth => {
+            CallTarget::Direct(_) if unrolled => {
                 self.inlined += 1;
                 let (an, closure) = (self.an, self.closure);
                 self.inline_call(an, closure, &args, typed)

@@ -26,7 +26,14 @@ impl Translator<'_, '_> {
         // Deep native recursion continues in the VM, whose frames are on the heap.
         let sp = self.b.ins().get_stack_pointer(I64);
         let limit = self.b.ins().load(I64, flags(), self.ctx, offsets::SP_LIMIT);
-        let low = self.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
+        let mut low = self.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
+        if self.call_checks_at_entry {
+            // The checks of every self-call inlined below this activation: the deepest
+            // is made `inline_depth - 1` levels down. If any would fail, the VM runs this
+            // activation, and its calls make their own checks.
+            let due = self.call_checks(self.settings.inline_depth - 1);
+            low = self.b.ins().bor(low, due);
+        }
         let to_vm = self.cold_deopt(0, runtime::REASON_SLOW_PATH, None);
         let start = self.block_for(0);
         self.b.ins().brif(low, to_vm, &[], start, &[]);
