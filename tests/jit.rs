@@ -136,7 +136,9 @@ fn ruchydbg_ir_of_a_function_never_called() {
 
 /// Tier 2 unrolls self-recursion: fib's body appears seven times in its IR (itself, two
 /// inlined calls, and two inlined in each of those), with two checked subtractions each;
-/// only the innermost calls remain real calls.
+/// only the innermost calls remain real calls, and those are peeled: the callee's start
+/// (the base-case test and `n - 1`) is translated inline, and the real call is made from
+/// there, only when the base case does not apply.
 #[test]
 fn tier2_ir_shows_the_inlined_self_calls() {
     let text = std::fs::read_to_string(root().join("tests/bytecode/fib.ruchy"))
@@ -145,13 +147,15 @@ fn tier2_ir_shows_the_inlined_self_calls() {
     let text = ir_of(&text, "fib", &["--tier2-threshold", "0"]);
     assert!(
         text.starts_with(
-            "; fib(int) at tier 2 (self-recursion unrolled 2 levels deep: 6 self-calls inlined) compiled in"
+            "; fib(int) at tier 2 (self-recursion unrolled 2 levels deep: 6 self-calls inlined, \
+             8 more peeled (base case tested inline)) compiled in"
         ),
         "{text}"
     );
     let ir = &text[..text.find("; machine code").expect("machine code")];
-    assert_eq!(ir.matches("ssub_overflow").count(), 14, "{ir}");
-    // The four innermost activations make their two calls each for real.
+    // 7 full bodies with two subtractions, 8 peeled starts with one.
+    assert_eq!(ir.matches("ssub_overflow").count(), 7 * 2 + 8, "{ir}");
+    // The eight peeled activations make their real calls.
     let direct: Vec<&str> = ir
         .lines()
         .filter(|l| l.contains("= colocated"))

@@ -10,6 +10,25 @@ use ruchy_jit::session::{Options, Session, Tier};
 use ruchy_jit::stack;
 use std::time::{Duration, Instant};
 
+/// `print!` and `println!` to stdout, except that a reader gone away (`ruchydbg ir F f |
+/// head`) ends the program quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if write!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 const USAGE: &str = "\
 ruchydbg - look inside the ruchy-jit engine
 
@@ -42,7 +61,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None | Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
+            out!("{USAGE}");
             if args.is_empty() {
                 ExitCode::from(2)
             } else {
@@ -50,7 +69,7 @@ fn main() -> ExitCode {
             }
         }
         Some("-V" | "--version") => {
-            println!("ruchydbg {} (ruchy-jit)", env!("CARGO_PKG_VERSION"));
+            outln!("ruchydbg {} (ruchy-jit)", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
         Some("bytecode") => match &args[1..] {
@@ -122,7 +141,7 @@ fn bytecode(file: &str, function: Option<&String>) -> ExitCode {
             }
         },
     }
-    print!("{out}");
+    out!("{out}");
     ExitCode::SUCCESS
 }
 
@@ -169,7 +188,7 @@ fn ir(file: &str, function: &str, tier2_threshold: Option<u64>) -> ExitCode {
         }
         (out, 0)
     });
-    print!("{out}");
+    out!("{out}");
     ExitCode::from(status)
 }
 
@@ -293,12 +312,12 @@ fn hotspots(args: &[String]) -> ExitCode {
         }
         let report = session.profile_report(thresholds);
         if json {
-            print!("{}", report.json());
+            out!("{}", report.json());
         } else {
             use std::io::IsTerminal;
             let color = std::io::stdout().is_terminal()
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            print!("{}", report.text(color));
+            out!("{}", report.text(color));
         }
         code
     })
@@ -456,24 +475,29 @@ fn benchmark(args: &[String]) -> ExitCode {
                 )
             })
             .collect();
-        println!(
+        outln!(
             "{{\"file\":{},\"results\":[{}]}}",
             ruchy_jit::profile::report::json_str(&file),
             rows.join(",")
         );
         return ExitCode::SUCCESS;
     }
-    println!(
+    outln!(
         "{file}: {runs} run{} per tier (run time excludes compile time)",
         if runs == 1 { "" } else { "s" }
     );
-    println!(
+    outln!(
         "  {:<6} {:>10} {:>10} {:>10} {:>10} {:>12}",
-        "tier", "median", "min", "max", "compile", "speed-up"
+        "tier",
+        "median",
+        "min",
+        "max",
+        "compile",
+        "speed-up"
     );
     for r in &results {
         let m = median(&r.runs);
-        println!(
+        outln!(
             "  {:<6} {:>10} {:>10} {:>10} {:>10} {:>12}",
             r.tier.name(),
             secs(m),
@@ -487,12 +511,12 @@ fn benchmark(args: &[String]) -> ExitCode {
         );
     }
     for r in results.iter().filter(|r| !r.ended.is_empty()) {
-        println!(
+        outln!(
             "\nwhere each function ended under --tier {}:",
             r.tier.name()
         );
         for (function, tier) in &r.ended {
-            println!("  {function:<20} {tier}");
+            outln!("  {function:<20} {tier}");
         }
     }
     ExitCode::SUCCESS

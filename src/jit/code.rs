@@ -29,8 +29,11 @@ pub struct CodeEntry {
     pub osr_line: Option<u32>,
     /// 1, or 2 for the optimizing tier.
     pub tier: u8,
-    /// Self-calls translated inline (tier 2).
+    /// Levels of self-calls translated inline (tier 2), and how many calls that was.
+    pub unrolled_levels: usize,
     pub inlined: usize,
+    /// Real self-calls whose callee's start is translated inline (tier 2, peeling).
+    pub peeled: usize,
     /// Other callees translated inline: (callee name, line of the call).
     pub inlined_callees: Vec<(String, u32)>,
     /// Overflow checks removed because loop bounds prove them unnecessary, and the loop
@@ -218,9 +221,14 @@ pub fn describe_code(proto: &Proto) -> String {
         };
         let tier = match e.tier {
             2 => format!(
-                " at tier 2 (self-recursion unrolled {} levels deep: {} self-calls inlined)",
-                super::TIER2_UNROLL,
-                e.inlined
+                " at tier 2 (self-recursion unrolled {} level{} deep: {} self-calls inlined{})",
+                e.unrolled_levels,
+                if e.unrolled_levels == 1 { "" } else { "s" },
+                e.inlined,
+                match e.peeled {
+                    0 => String::new(),
+                    n => format!(", {n} more peeled (base case tested inline)"),
+                }
             ),
             _ => String::new(),
         };

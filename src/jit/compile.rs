@@ -256,7 +256,11 @@ impl Jit {
             epoch_addr: &crate::globals::FUNCTION_EPOCH as *const _ as usize,
             deopt_stress: self.options.deopt_stress,
             array: self.array_layout,
-            inline_depth: if tier == 2 { TIER2_UNROLL } else { 0 },
+            inline_depth: if tier == 2 {
+                unroll_depth(self_call_sites(&analyses[0].env, &analyses[0].types))
+            } else {
+                0
+            },
             tier_up: tier_up.as_ref().map(|t| {
                 (
                     Rc::as_ptr(t) as usize,
@@ -270,6 +274,7 @@ impl Jit {
 
         // The body.
         let inlined;
+        let peeled;
         let inlined_callees;
         let range_counts;
         let array_counts;
@@ -336,6 +341,7 @@ impl Jit {
             }
             t.body();
             inlined = t.inlined;
+            peeled = t.peeled;
             array_counts = (t.hoisted_array_accesses, t.hoisted_arrays);
             inlined_callees = std::mem::take(&mut t.inlined_callees);
             t.finish(self.module.target_config());
@@ -412,7 +418,9 @@ impl Jit {
             compile_time: started.elapsed(),
             osr_line: osr_header.map(|h| proto.lines[h]),
             tier,
+            unrolled_levels: settings.inline_depth,
             inlined,
+            peeled,
             inlined_callees,
             checks_removed: range_counts.0,
             guarded_loops: range_counts.1,
@@ -430,6 +438,17 @@ impl Jit {
 
 /// The fast calls of another function (through the code table): (pc, the callee's
 /// signature).
+/// How many direct self-call sites the function has (tier 2 unrolls those).
+fn self_call_sites(env: &Env, types: &Types) -> usize {
+    types
+        .states
+        .iter()
+        .enumerate()
+        .filter_map(|(pc, state)| Some(env.decide(pc, state.as_ref()?).0))
+        .filter(|plan| matches!(plan, Plan::FastCall { direct: true, .. }))
+        .count()
+}
+
 fn table_calls(env: &Env, types: &Types) -> Vec<(usize, SigKey)> {
     let mut calls = Vec::new();
     for (pc, state) in types.states.iter().enumerate() {

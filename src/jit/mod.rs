@@ -53,6 +53,26 @@ pub const DEFAULT_TIER2_THRESHOLD: u64 = 10_000;
 /// self-recursion): fib's body is then emitted 1 + 2 + 4 = 7 times, measured fastest
 /// (0: 90 ms for fib(35), 1: 60 ms, 2: 50 ms, 3: 50 ms and twice the code).
 pub const TIER2_UNROLL: usize = 2;
+/// At most this many copies of a body (itself and its inlined self-calls) at tier 2: a
+/// function with more self-calls is unrolled less deep (tak, with four: one level, five
+/// copies; two levels would be 21 copies, 60 KB of code and 17 ms of compiling).
+pub const TIER2_MAX_BODIES: usize = 8;
+
+/// How many levels of self-calls tier 2 translates inline for a function with
+/// `self_calls` direct self-call sites: `TIER2_UNROLL`, or fewer to stay within
+/// `TIER2_MAX_BODIES` copies of the body.
+pub fn unroll_depth(self_calls: usize) -> usize {
+    let (mut depth, mut bodies, mut level) = (0, 1, 1);
+    while depth < TIER2_UNROLL && self_calls > 0 {
+        level *= self_calls;
+        if bodies + level > TIER2_MAX_BODIES {
+            break;
+        }
+        bodies += level;
+        depth += 1;
+    }
+    depth
+}
 /// The longest callee (in bytecode instructions) translated inline into its caller.
 pub const INLINE_MAX_OPS: usize = 40;
 

@@ -157,6 +157,7 @@ struct FrameParts<'a> {
     arrays: arrays::ArrayHoisting,
     exit: Option<Block>,
     typed_exit: Option<(Block, Ty)>,
+    restart: Option<Vec<ClValue>>,
 }
 
 const TAG_NIL: i64 = 0;
@@ -243,6 +244,9 @@ pub struct Translator<'a, 'b> {
     /// In an inlined call whose caller expects an unboxed type: where a return of that
     /// type goes with the unboxed value, skipping the caller's check of the result's tag.
     typed_exit: Option<(Block, Ty)>,
+    /// In a peeled activation (`calls::fast_call`): the arguments it was called with. Its
+    /// first self-call makes the real call of the activation itself, with these.
+    restart: Option<Vec<ClValue>>,
     /// Inlined self-calls around the activation being translated.
     inline_level: usize,
     /// The checks before an inlined self-call (epoch, depth) run once at the entry instead
@@ -250,6 +254,8 @@ pub struct Translator<'a, 'b> {
     call_checks_at_entry: bool,
     /// Self-calls inlined so far (for `:ir` and the events).
     pub inlined: usize,
+    /// Real self-calls peeled so far (their callee's start translated inline).
+    pub peeled: usize,
     /// Other callees inlined so far: (callee name, line of the call).
     pub inlined_callees: Vec<(String, u32)>,
 }
@@ -304,11 +310,13 @@ impl<'a, 'b> Translator<'a, 'b> {
             hoisted_arrays: 0,
             exit: None,
             typed_exit: None,
+            restart: None,
             inline_level: 0,
             call_checks_at_entry: settings.inline_depth > 0
                 && env.osr.is_none()
                 && calls::calls_only_itself(an),
             inlined: 0,
+            peeled: 0,
             inlined_callees: Vec::new(),
         }
     }
@@ -326,6 +334,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             arrays: std::mem::replace(&mut self.arrays, frame.arrays),
             exit: std::mem::replace(&mut self.exit, frame.exit),
             typed_exit: std::mem::replace(&mut self.typed_exit, frame.typed_exit),
+            restart: std::mem::replace(&mut self.restart, frame.restart),
         }
     }
 

@@ -28,6 +28,19 @@ pub(super) fn calls_only_itself(an: &Analysis) -> bool {
 }
 
 impl Translator<'_, '_> {
+    /// Whether a real self-call is peeled: its callee's start translated inline, up to the
+    /// callee's own first self-call, which then makes the real call (of the callee, with
+    /// the same arguments). A call that reaches a base case (fib's `n < 2`) is then no call
+    /// at all. Restarting is exact when nothing before that first self-call has an effect
+    /// outside the activation's registers (the function calls only itself and writes no
+    /// binding, `calls_only_itself`) and every argument travels unboxed (the window, which
+    /// the start may have written, holds none of them).
+    fn peel_self_calls(&self) -> bool {
+        self.call_checks_at_entry
+            && self.restart.is_none()
+            && self.an.env.params.iter().all(|t| t.is_unboxed())
+    }
+
     /// The epoch and depth checks before a call made `extra_levels` below this activation:
     /// true (an i8) when the callee may have changed, an interrupt is pending, or the call
     /// would pass the depth limit.
@@ -55,6 +68,18 @@ impl Translator<'_, '_> {
             .calls
             .get(&pc)
             .expect("fast call sites are prepared");
+        if let (Some(args), CallTarget::Direct(f)) = (self.restart.clone(), site.target) {
+            // A peeled activation reached a self-call: it is no base case, so the real
+            // call of the activation itself is made, from its start (what ran of it here
+            // only wrote its own registers), and its result is the activation's.
+            let call = self.b.ins().call(f, &args);
+            let results = self.b.inst_results(call).to_vec();
+            self.leave(&results);
+            // The rest of the activation is unreachable (Cranelift removes it).
+            let unreachable = self.b.create_block();
+            self.b.switch_to_block(unreachable);
+            return;
+        }
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.set_cold_block(slow);
@@ -126,7 +151,7 @@ impl Translator<'_, '_> {
             CallTarget::Direct(_) if unrolled => {
                 self.inlined += 1;
                 let (an, closure) = (self.an, self.closure);
-                self.inline_call(an, closure, &args, typed)
+                self.inline_call(an, closure, &args, typed, false)
             }
             CallTarget::Slot { .. } if inline_callee.is_some() => {
                 let analyses = self.analyses;
@@ -135,7 +160,12 @@ impl Translator<'_, '_> {
                 self.inlined_callees
                     .push((an.env.proto.name.to_string(), line));
                 let closure = args[1];
-                self.inline_call(an, closure, &args, typed)
+                self.inline_call(an, closure, &args, typed, false)
+            }
+            CallTarget::Direct(_) if self.peel_self_calls() => {
+                self.peeled += 1;
+                let (an, closure) = (self.an, self.closure);
+                self.inline_call(an, closure, &args, typed, true)
             }
             CallTarget::Direct(f) => {
                 let call = self.b.ins().call(f, &args);
@@ -315,6 +345,7 @@ impl<'a> Translator<'a, '_> {
         closure: ClValue,
         args: &[ClValue],
         typed_exit: Option<(Block, Ty)>,
+        peeled: bool,
     ) -> Vec<ClValue> {
         let cont = self.b.create_block();
         self.b.append_block_param(cont, I64);
@@ -331,6 +362,7 @@ impl<'a> Translator<'a, '_> {
             arrays: Default::default(),
             exit: Some(cont),
             typed_exit,
+            restart: peeled.then(|| args.to_vec()),
         };
         let outer = self.swap_frame(frame);
         self.inline_level += 1;
