@@ -192,6 +192,34 @@ fn tier2_checks_its_inlined_calls_once_at_the_entry() {
     assert_eq!(depth_checks(max_depth), 4, "{ir}");
 }
 
+/// A function that changes no binding and calls nothing but small leaves (inlined) checks
+/// the epoch and depth limit of those calls once, in its first block, not in its loop.
+#[test]
+fn inlined_leaves_are_checked_once_at_the_entry() {
+    let program = "fun sq(x) {\n    return x * x\n}\nfun run(n) {\n    let mut s = 0\n    \
+                   let mut i = 0\n    while i < n {\n        s = s + sq(i)\n        \
+                   i = i + 1\n    }\n    return s\n}\nprintln(run(10))\n";
+    let text = ir_of(program, "run", &[]);
+    assert!(text.contains("; inlined: sq (line 8)"), "{text}");
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    let max_depth = format!("{:x}", ruchy_jit::limits::DEFAULT_MAX_DEPTH);
+    let checks: Vec<usize> = ir
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("= icmp uge") && l.replace('_', "").ends_with(&max_depth))
+        .map(|(i, _)| i)
+        .collect();
+    let first_block_ends = ir
+        .lines()
+        .position(|l| l.starts_with("block1"))
+        .expect("a second block");
+    assert_eq!(checks.len(), 1, "{ir}");
+    assert!(
+        checks[0] < first_block_ends,
+        "the check is not at the entry:\n{ir}"
+    );
+}
+
 /// With tiering, fib's tier-1 code counts its calls and hands over to tier 2 mid-recursion;
 /// deopts inside inlined activations land in their own VM frames.
 #[test]

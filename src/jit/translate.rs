@@ -252,6 +252,9 @@ pub struct Translator<'a, 'b> {
     /// The checks before an inlined self-call (epoch, depth) run once at the entry instead
     /// (`calls_only_itself`).
     call_checks_at_entry: bool,
+    /// The same for the callees inlined at the top level of a function that inlines only
+    /// leaves (`inlines_only_leaves`), OSR entries included.
+    leaf_checks_at_entry: bool,
     /// Self-calls inlined so far (for `:ir` and the events).
     pub inlined: usize,
     /// Real self-calls peeled so far (their callee's start translated inline).
@@ -315,6 +318,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             call_checks_at_entry: settings.inline_depth > 0
                 && env.osr.is_none()
                 && calls::calls_only_itself(an),
+            leaf_checks_at_entry: !an.inline.is_empty() && calls::inlines_only_leaves(an, analyses),
             inlined: 0,
             peeled: 0,
             inlined_callees: Vec::new(),

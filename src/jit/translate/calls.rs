@@ -8,18 +8,44 @@ use super::*;
 /// entry and a self-call inlined into it can then redefine it; only an interrupt can
 /// change the epoch meanwhile, and the next real call or loop back edge sees that.
 pub(super) fn calls_only_itself(an: &Analysis) -> bool {
-    use crate::bytecode::proto::PlaceRoot;
-    let proto = an.env.proto;
-    proto.code.iter().enumerate().all(|(pc, op)| match *op {
-        Op::SetGlobal { .. } | Op::SetUpval { .. } | Op::SetCell { .. } => false,
-        Op::Call { .. } | Op::CallMethod { .. } => false,
-        Op::CallGlobal { .. } => matches!(
+    keeps_bindings(an, |pc| {
+        matches!(
+            an.calls.get(&pc),
+            Some(FastCallSite {
+                target: CallTarget::Direct(_),
+                ..
+            })
+        )
+    })
+}
+
+/// Whether a function changes no binding and runs no other code than itself and the
+/// callees inlined into it (which themselves call nothing and change no binding): then
+/// the epoch cannot change while it runs but by an interrupt, which loop back edges poll
+/// anyway, so the calls translated inline at its top level need no checks of their own
+/// beyond one at its entry.
+pub(super) fn inlines_only_leaves(an: &Analysis, analyses: &[Analysis]) -> bool {
+    keeps_bindings(an, |pc| match an.inline.get(&pc) {
+        Some(&callee) => keeps_bindings(&analyses[callee], |_| false),
+        None => matches!(
             an.calls.get(&pc),
             Some(FastCallSite {
                 target: CallTarget::Direct(_),
                 ..
             })
         ),
+    })
+}
+
+/// Whether no instruction writes a global, upvalue or cell, or calls anything but the
+/// `CALLGLOBAL`s that `allowed` accepts (by pc).
+fn keeps_bindings(an: &Analysis, allowed: impl Fn(usize) -> bool) -> bool {
+    use crate::bytecode::proto::PlaceRoot;
+    let proto = an.env.proto;
+    proto.code.iter().enumerate().all(|(pc, op)| match *op {
+        Op::SetGlobal { .. } | Op::SetUpval { .. } | Op::SetCell { .. } => false,
+        Op::Call { .. } | Op::CallMethod { .. } => false,
+        Op::CallGlobal { .. } => allowed(pc),
         Op::PlaceUpdate { place, .. } => {
             matches!(proto.places[place as usize].root, PlaceRoot::Reg(_))
         }
@@ -92,7 +118,11 @@ impl Translator<'_, '_> {
         // checked at the entry, for every level of inlining (`entry_call_checks`).
         let unrolled = matches!(site.target, CallTarget::Direct(_))
             && self.inline_level < self.settings.inline_depth;
-        let mut any = if unrolled && self.call_checks_at_entry {
+        let inline_callee = self.an.inline.get(&pc).copied();
+        let leaf_checked = inline_callee.is_some() && self.inline_level == 0;
+        let mut any = if (unrolled && self.call_checks_at_entry)
+            || (leaf_checked && self.leaf_checks_at_entry)
+        {
             None
         } else {
             Some(self.call_checks(0))
@@ -100,7 +130,6 @@ impl Translator<'_, '_> {
         // A callee whose code (compiled here, inlined or a direct self-call) keeps
         // everything unboxed never touches the new window on its fast path (helpers make
         // room when they need it).
-        let inline_callee = self.an.inline.get(&pc).copied();
         let callee_window = match (site.target, inline_callee) {
             (CallTarget::Direct(_), _) => self.an.uses_window,
             (_, Some(i)) => self.analyses[i].uses_window,

@@ -27,11 +27,12 @@ impl Translator<'_, '_> {
         let sp = self.b.ins().get_stack_pointer(I64);
         let limit = self.b.ins().load(I64, flags(), self.ctx, offsets::SP_LIMIT);
         let mut low = self.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
-        if self.call_checks_at_entry {
-            // The checks of every self-call inlined below this activation: the deepest
-            // is made `inline_depth - 1` levels down. If any would fail, the VM runs this
-            // activation, and its calls make their own checks.
-            let due = self.call_checks(self.settings.inline_depth - 1);
+        if self.call_checks_at_entry || self.leaf_checks_at_entry {
+            // The checks of every call inlined below this activation that skips its own:
+            // the deepest is made `inline_depth - 1` levels down (inlined leaves: at this
+            // level). If any would fail, the VM runs this activation, and its calls make
+            // their own checks.
+            let due = self.call_checks(self.settings.inline_depth.saturating_sub(1));
             low = self.b.ins().bor(low, due);
         }
         let to_vm = self.cold_deopt(0, runtime::REASON_SLOW_PATH, None);
@@ -121,6 +122,20 @@ impl Translator<'_, '_> {
             // Nothing was written since the loads: the window still holds the whole frame.
             let got = self.iconst(-1);
             self.deopt(&[], header, runtime::REASON_RANGE, got);
+            self.b.switch_to_block(cont);
+        }
+        if self.leaf_checks_at_entry {
+            // The checks of the callees inlined at the top level (see `entry`); if they
+            // fail, the VM goes on with the loop, and its calls check themselves.
+            let due = self.call_checks(self.settings.inline_depth.saturating_sub(1));
+            let fail = self.b.create_block();
+            let cont = self.b.create_block();
+            self.b.set_cold_block(fail);
+            self.b.ins().brif(due, fail, &[], cont, &[]);
+            self.b.switch_to_block(fail);
+            // Nothing was written since the loads: the window still holds the whole frame.
+            let got = self.iconst(-1);
+            self.deopt(&[], header, runtime::REASON_SLOW_PATH, got);
             self.b.switch_to_block(cont);
         }
         self.compute_hoisted(|h| h.3);
