@@ -34,6 +34,28 @@ fn ir_of(program: &str, function: &str, args: &[&str]) -> String {
     text
 }
 
+/// What `ruchydbg ir` prints for fib compiled at tier 2 at once.
+fn fib_at_tier2() -> String {
+    let program = std::fs::read_to_string(root().join("tests/bytecode/fib.ruchy"))
+        .expect("fib program")
+        + "println(fib(15))\n";
+    ir_of(&program, "fib", &["--tier2-threshold", "0"])
+}
+
+/// The lines (by index) of the IR's comparisons `icmp CC x, k` with the constant `k`.
+fn compares_with(ir: &str, cc: &str, k: i64) -> Vec<usize> {
+    // Cranelift notes the constant after the instruction: in decimal when small, else in
+    // hex, eight digits in groups of four (`; v13 = 0x0003_0d3f`).
+    let hex = format!(" = 0x{k:08x}");
+    let decimal = format!(" = {k}");
+    ir.lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(&format!("= icmp {cc} ")))
+        .filter(|(_, l)| l.replace('_', "").ends_with(&hex) || l.ends_with(&decimal))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// A global read by compiled code alternates between int and float: each call of the
 /// code compiled for the other type deopts with the reason and line, the code is dropped
 /// and compiled again at the next call, and the fourth deopt blacklists the function.
@@ -141,10 +163,7 @@ fn ruchydbg_ir_of_a_function_never_called() {
 /// there, only when the base case does not apply.
 #[test]
 fn tier2_ir_shows_the_inlined_self_calls() {
-    let text = std::fs::read_to_string(root().join("tests/bytecode/fib.ruchy"))
-        .expect("fib program")
-        + "println(fib(15))\n";
-    let text = ir_of(&text, "fib", &["--tier2-threshold", "0"]);
+    let text = fib_at_tier2();
     assert!(
         text.starts_with(
             "; fib(int) at tier 2 (self-recursion unrolled 2 levels deep: 6 self-calls inlined, \
@@ -174,18 +193,10 @@ fn tier2_ir_shows_the_inlined_self_calls() {
 /// level down), and only the real calls check the depth themselves.
 #[test]
 fn tier2_checks_its_inlined_calls_once_at_the_entry() {
-    let text = std::fs::read_to_string(root().join("tests/bytecode/fib.ruchy"))
-        .expect("fib program")
-        + "println(fib(15))\n";
-    let text = ir_of(&text, "fib", &["--tier2-threshold", "0"]);
+    let text = fib_at_tier2();
     let ir = &text[..text.find("; machine code").expect("machine code")];
     let max_depth = ruchy_jit::limits::DEFAULT_MAX_DEPTH as i64;
-    let depth_checks = |limit: i64| {
-        let shown = format!("{limit:x}");
-        ir.lines()
-            .filter(|l| l.contains("= icmp uge") && l.replace('_', "").ends_with(&shown))
-            .count()
-    };
+    let depth_checks = |limit: i64| compares_with(ir, "uge", limit).len();
     assert_eq!(depth_checks(max_depth - 1), 1, "the entry's check:\n{ir}");
     // The four innermost activations check before their real calls (Cranelift shares one
     // compare between an activation's two calls); the inlined calls check nothing.
@@ -202,13 +213,7 @@ fn inlined_leaves_are_checked_once_at_the_entry() {
     let text = ir_of(program, "run", &[]);
     assert!(text.contains("; inlined: sq (line 8)"), "{text}");
     let ir = &text[..text.find("; machine code").expect("machine code")];
-    let max_depth = format!("{:x}", ruchy_jit::limits::DEFAULT_MAX_DEPTH);
-    let checks: Vec<usize> = ir
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains("= icmp uge") && l.replace('_', "").ends_with(&max_depth))
-        .map(|(i, _)| i)
-        .collect();
+    let checks = compares_with(ir, "uge", ruchy_jit::limits::DEFAULT_MAX_DEPTH as i64);
     let first_block_ends = ir
         .lines()
         .position(|l| l.starts_with("block1"))
@@ -466,11 +471,8 @@ fn a_loop_reads_its_array_once_at_its_entry() {
         pointer_loads, 1,
         "the array is read once, at the entry:\n{ir}"
     );
-    let array_tag = ruchy_jit::value::Type::Array.index();
-    let tag_checks = ir
-        .lines()
-        .filter(|l| l.contains("= icmp eq") && l.ends_with(&format!(" = {array_tag}")))
-        .count();
+    let array_tag = ruchy_jit::value::Type::Array.index() as i64;
+    let tag_checks = compares_with(ir, "eq", array_tag).len();
     assert_eq!(tag_checks, 1, "the array's tag is checked once:\n{ir}");
 }
 
@@ -488,10 +490,7 @@ fn a_loop_that_pushes_checks_its_array_once_at_its_entry() {
         "{text}"
     );
     let ir = &text[..text.find("; machine code").expect("machine code")];
-    let array_tag = ruchy_jit::value::Type::Array.index();
-    let tag_checks = ir
-        .lines()
-        .filter(|l| l.contains("= icmp eq") && l.ends_with(&format!(" = {array_tag}")))
-        .count();
+    let array_tag = ruchy_jit::value::Type::Array.index() as i64;
+    let tag_checks = compares_with(ir, "eq", array_tag).len();
     assert_eq!(tag_checks, 1, "the array's tag is checked once:\n{ir}");
 }
