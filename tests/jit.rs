@@ -15,6 +15,20 @@ fn run(args: &[&str]) -> (String, String, i32) {
     common::ruchy(args)
 }
 
+/// Runs `tests/programs/NAME.ruchy` with `flags` after `run`, checks its output against
+/// `NAME.expected`, and returns its stderr and exit code.
+fn run_golden(name: &str, flags: &[&str]) -> (String, i32) {
+    let program = root().join(format!("tests/programs/{name}.ruchy"));
+    let program = program.to_str().expect("utf-8 path");
+    let mut args = vec!["run", program];
+    args.extend_from_slice(flags);
+    let (out, err, code) = run(&args);
+    let want = std::fs::read_to_string(root().join(format!("tests/programs/{name}.expected")))
+        .expect("expected output");
+    assert_eq!(out, want, "{err}");
+    (err, code)
+}
+
 /// What `ruchydbg ir FILE FUNCTION ARGS` prints for `program` (written to a temporary file
 /// named after the function, so tests running side by side do not share one).
 fn ir_of(program: &str, function: &str, args: &[&str]) -> String {
@@ -229,22 +243,10 @@ fn inlined_leaves_are_checked_once_at_the_entry() {
 /// deopts inside inlined activations land in their own VM frames.
 #[test]
 fn tier1_code_tiers_up_and_inlined_deopts_keep_results() {
-    let program = root().join("tests/programs/tier2_deopt_in_inlined_calls.ruchy");
-    let program = program.to_str().expect("utf-8 path");
-    let (out, err, _) = run(&[
-        "run",
-        program,
-        "--tier",
-        "jit",
-        "--tier2-threshold",
-        "0",
-        "--trace-jit",
-    ]);
-    let expected = std::fs::read_to_string(
-        root().join("tests/programs/tier2_deopt_in_inlined_calls.expected"),
-    )
-    .expect("expected output");
-    assert_eq!(out, expected, "{err}");
+    let (err, _) = run_golden(
+        "tier2_deopt_in_inlined_calls",
+        &["--tier", "jit", "--tier2-threshold", "0", "--trace-jit"],
+    );
     assert!(
         err.contains("[jit] compiled walk(int) at tier 2 (2 self-calls inlined)"),
         "{err}"
@@ -313,13 +315,8 @@ println(triples(30))
 /// is compiled again without range assumptions (its checks back), and results stay right.
 #[test]
 fn a_failed_range_guard_deopts_and_recompiles_with_checks() {
-    let program = root().join("tests/programs/jit_range_guards.ruchy");
-    let program = program.to_str().expect("utf-8 path");
-    let (out, err, code) = run(&["run", program, "--tier", "jit", "--trace-jit"]);
+    let (err, code) = run_golden("jit_range_guards", &["--tier", "jit", "--trace-jit"]);
     assert_eq!(code, 1, "{err}");
-    let want = std::fs::read_to_string(root().join("tests/programs/jit_range_guards.expected"))
-        .expect("expected output");
-    assert_eq!(out, want);
     let events: Vec<&str> = err
         .lines()
         .filter(|l| l.contains(" squares"))
@@ -385,13 +382,8 @@ fn a_small_callee_is_inlined_into_the_loop_that_calls_it() {
 /// turn when it is not the type it expected), and the caller's code is dropped.
 #[test]
 fn a_deopt_inside_an_inlined_callee_finishes_the_callee_in_the_vm() {
-    let program = root().join("tests/programs/jit_inline_callees.ruchy");
-    let program = program.to_str().expect("utf-8 path");
-    let (out, err, code) = run(&["run", program, "--trace-jit"]);
+    let (err, code) = run_golden("jit_inline_callees", &["--trace-jit"]);
     assert_eq!(code, 0, "{err}");
-    let want = std::fs::read_to_string(root().join("tests/programs/jit_inline_callees.expected"))
-        .expect("expected output");
-    assert_eq!(out, want);
     let events: Vec<&str> = err
         .lines()
         .take(4)

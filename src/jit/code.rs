@@ -193,6 +193,14 @@ impl FunctionJit {
 
 /// What a function was compiled to: per signature, the IR and machine code when kept, or
 /// why it was not compiled. The text of `ruchydbg ir` and the REPL's `:ir`.
+/// `n` and the noun, singular for 1 (`1 array`, `3 arrays`).
+fn count(n: usize, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
 pub fn describe_code(proto: &Proto) -> String {
     let mut out = String::new();
     let name = &proto.name;
@@ -247,28 +255,16 @@ pub fn describe_code(proto: &Proto) -> String {
             ));
         }
         if e.checks_removed > 0 {
-            let entries = match e.guarded_loops {
-                1 => "1 loop entry".to_string(),
-                n => format!("{n} loop entries"),
-            };
-            let checks = match e.checks_removed {
-                1 => "1 overflow check".to_string(),
-                n => format!("{n} overflow checks"),
-            };
+            let entries = count(e.guarded_loops, "loop entry", "loop entries");
+            let checks = count(e.checks_removed, "overflow check", "overflow checks");
             out.push_str(&format!(
                 "; {checks} removed: loop bounds prove them unnecessary, given the range \
                  guards at {entries}\n"
             ));
         }
         if e.hoisted_array_accesses > 0 {
-            let accesses = match e.hoisted_array_accesses {
-                1 => "1 array access".to_string(),
-                n => format!("{n} array accesses"),
-            };
-            let arrays = match e.hoisted_arrays {
-                1 => "1 array".to_string(),
-                n => format!("{n} arrays"),
-            };
+            let accesses = count(e.hoisted_array_accesses, "array access", "array accesses");
+            let arrays = count(e.hoisted_arrays, "array", "arrays");
             out.push_str(&format!(
                 "; {accesses} in loops skip the array's checks: each loop's entry checks the \
                  array once ({arrays})\n"

@@ -233,7 +233,7 @@ pub struct Translator<'a, 'b> {
     /// pc -> (the `LOOPENTER` pc, product and overflow variables, whether an OSR entry
     /// jumps into that loop, and then computes them too).
     hoisted: std::collections::HashMap<usize, (usize, Variable, Variable, bool)>,
-    /// Arrays whose buffer and length a loop's entry reads once (`arrays`).
+    /// Arrays a loop's entry checks and reads once (`arrays`).
     arrays: arrays::ArrayHoisting,
     /// How many array accesses and arrays that was, over every activation translated.
     pub hoisted_array_accesses: usize,

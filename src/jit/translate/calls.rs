@@ -8,15 +8,7 @@ use super::*;
 /// entry and a self-call inlined into it can then redefine it; only an interrupt can
 /// change the epoch meanwhile, and the next real call or loop back edge sees that.
 pub(super) fn calls_only_itself(an: &Analysis) -> bool {
-    keeps_bindings(an, |pc| {
-        matches!(
-            an.calls.get(&pc),
-            Some(FastCallSite {
-                target: CallTarget::Direct(_),
-                ..
-            })
-        )
-    })
+    keeps_bindings(an, |pc| is_self_call(an, pc))
 }
 
 /// Whether a function changes no binding and runs no other code than itself and the
@@ -27,14 +19,19 @@ pub(super) fn calls_only_itself(an: &Analysis) -> bool {
 pub(super) fn inlines_only_leaves(an: &Analysis, analyses: &[Analysis]) -> bool {
     keeps_bindings(an, |pc| match an.inline.get(&pc) {
         Some(&callee) => keeps_bindings(&analyses[callee], |_| false),
-        None => matches!(
-            an.calls.get(&pc),
-            Some(FastCallSite {
-                target: CallTarget::Direct(_),
-                ..
-            })
-        ),
+        None => is_self_call(an, pc),
     })
+}
+
+/// Whether the call at `pc` is a direct self-call.
+fn is_self_call(an: &Analysis, pc: usize) -> bool {
+    matches!(
+        an.calls.get(&pc),
+        Some(FastCallSite {
+            target: CallTarget::Direct(_),
+            ..
+        })
+    )
 }
 
 /// Whether no instruction writes a global, upvalue or cell, or calls anything but the
@@ -114,8 +111,9 @@ impl Translator<'_, '_> {
         // The VM's checks before a call, in one cold branch: the callee is still the
         // function compiled against and no interrupt is pending (one epoch word), the
         // depth limit, and the callee's window lies in the initialized register stack.
-        // An inlined self-call of a function that calls only itself had the first two
-        // checked at the entry, for every level of inlining (`entry_call_checks`).
+        // An inlined self-call of a function that calls only itself, and a leaf inlined at
+        // the top level of one that inlines only leaves, had the first two checked at the
+        // entry (`entry`, `entry_osr`).
         let unrolled = matches!(site.target, CallTarget::Direct(_))
             && self.inline_level < self.settings.inline_depth;
         let inline_callee = self.an.inline.get(&pc).copied();
