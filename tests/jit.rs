@@ -29,22 +29,22 @@ fn run_golden(name: &str, flags: &[&str]) -> (String, i32) {
     (err, code)
 }
 
-/// What `ruchydbg ir FILE FUNCTION ARGS` prints for `program` (written to a temporary file
-/// named after the function, so tests running side by side do not share one).
+/// What `ruchydbg ir FILE FUNCTION ARGS` prints for `program`.
 fn ir_of(program: &str, function: &str, args: &[&str]) -> String {
-    let file =
-        std::env::temp_dir().join(format!("ruchy-ir-{function}-{}.ruchy", std::process::id()));
-    std::fs::write(&file, program).expect("write program");
+    let file = common::TempProgram::new(&format!("ir-{function}"), program);
     let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
         .arg("ir")
-        .arg(&file)
+        .arg(file.path())
         .arg(function)
         .args(args)
         .output()
         .expect("run ruchydbg");
-    let _ = std::fs::remove_file(&file);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     text
 }
 
@@ -109,12 +109,10 @@ fn a_type_change_deopts_with_its_reason_then_blacklists() {
 fn deopt_stress_blacklists_and_keeps_results() {
     let program = root().join("tests/bytecode/fib.ruchy");
     let text = std::fs::read_to_string(&program).expect("fib program") + "println(fib(20))\n";
-    let file = std::env::temp_dir().join(format!("ruchy-jit-{}.ruchy", std::process::id()));
-    std::fs::write(&file, text).expect("write program");
-    let file = file.to_str().expect("utf-8 path");
+    let file = common::TempProgram::new("deopt-stress", &text);
     let (out, err, code) = run(&[
         "run",
-        file,
+        file.path(),
         "--tier",
         "jit",
         "--deopt-stress",
@@ -133,18 +131,8 @@ fn deopt_stress_blacklists_and_keeps_results() {
 /// `ruchydbg ir` prints the IR that was compiled, with its signature, and the machine code.
 #[test]
 fn ruchydbg_ir_shows_the_compiled_code() {
-    let mut file = root().join("tests/bytecode/fib.ruchy");
-    let text = std::fs::read_to_string(&file).expect("fib program") + "println(fib(15))\n";
-    file = std::env::temp_dir().join(format!("ruchy-ir-{}.ruchy", std::process::id()));
-    std::fs::write(&file, text).expect("write program");
-    let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
-        .arg("ir")
-        .arg(&file)
-        .arg("fib")
-        .output()
-        .expect("run ruchydbg");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let fib = std::fs::read_to_string(root().join("tests/bytecode/fib.ruchy")).expect("fib");
+    let text = ir_of(&(fib + "println(fib(15))\n"), "fib", &[]);
     assert!(text.starts_with("; fib(int) compiled in "), "{text}");
     assert!(text.contains("returns int"), "{text}");
     // The checked arithmetic and the direct self-call are in the IR.
@@ -258,10 +246,14 @@ fn tier1_code_tiers_up_and_inlined_deopts_keep_results() {
 
     let fib = std::fs::read_to_string(root().join("tests/bytecode/fib.ruchy")).expect("fib")
         + "println(fib(25))\n";
-    let file = std::env::temp_dir().join(format!("ruchy-t2-{}.ruchy", std::process::id()));
-    std::fs::write(&file, fib).expect("write program");
-    let file = file.to_str().expect("utf-8 path");
-    let (out, err, code) = run(&["run", file, "--trace-jit", "--tier2-threshold", "500"]);
+    let file = common::TempProgram::new("tier2", &fib);
+    let (out, err, code) = run(&[
+        "run",
+        file.path(),
+        "--trace-jit",
+        "--tier2-threshold",
+        "500",
+    ]);
     assert_eq!((out.as_str(), code), ("75025\n", 0), "{err}");
     let tier1 = err
         .find("[jit] compiled fib(int) in")

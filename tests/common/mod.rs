@@ -146,15 +146,38 @@ pub fn run_one(src: &str, config: Config, max_depth: usize, watchdog: Duration) 
     })
 }
 
-/// Runs `program` (written to a temporary file `name`) with `ruchy run FILE args`;
-/// returns stdout, stderr and the exit code.
-pub fn ruchy_run(args: &[&str], name: &str, program: &str) -> (String, String, i32) {
-    let dir = std::env::temp_dir().join(format!("ruchy-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join(name);
-    std::fs::write(&file, program).expect("write program");
-    let file = file.to_str().expect("a UTF-8 temp path");
-    ruchy(&[&["run", file], args].concat())
+/// A program in a temporary file of its own, removed when dropped. The tests of one binary
+/// run side by side as threads of one process, so the pid alone does not make a name
+/// unique: a counter does (two tests once shared a file, and one deleted it under the
+/// other).
+pub struct TempProgram(std::path::PathBuf);
+
+impl TempProgram {
+    pub fn new(stem: &str, text: &str) -> TempProgram {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file =
+            std::env::temp_dir().join(format!("ruchy-{stem}-{}-{n}.ruchy", std::process::id()));
+        std::fs::write(&file, text).expect("write program");
+        TempProgram(file)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temp path")
+    }
+}
+
+impl Drop for TempProgram {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Runs `program` (written to a temporary file named after `stem`) with
+/// `ruchy run FILE args`; returns stdout, stderr and the exit code.
+pub fn ruchy_run(args: &[&str], stem: &str, program: &str) -> (String, String, i32) {
+    let file = TempProgram::new(stem, program);
+    ruchy(&[&["run", file.path()], args].concat())
 }
 
 /// Runs the `ruchy` binary with `args` (no color); returns stdout, stderr and the exit code.
