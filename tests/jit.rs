@@ -31,7 +31,7 @@ fn run_golden(name: &str, flags: &[&str]) -> (String, i32) {
 
 /// What `ruchydbg ir FILE FUNCTION ARGS` prints for `program`.
 fn ir_of(program: &str, function: &str, args: &[&str]) -> String {
-    let file = common::TempProgram::new(&format!("ir-{function}"), program);
+    let file = common::TempProgram::new(&format!("{function}.ruchy"), program);
     let out = Command::new(env!("CARGO_BIN_EXE_ruchydbg"))
         .arg("ir")
         .arg(file.path())
@@ -109,7 +109,7 @@ fn a_type_change_deopts_with_its_reason_then_blacklists() {
 fn deopt_stress_blacklists_and_keeps_results() {
     let program = root().join("tests/bytecode/fib.ruchy");
     let text = std::fs::read_to_string(&program).expect("fib program") + "println(fib(20))\n";
-    let file = common::TempProgram::new("deopt-stress", &text);
+    let file = common::TempProgram::new("deopt-stress.ruchy", &text);
     let (out, err, code) = run(&[
         "run",
         file.path(),
@@ -246,7 +246,7 @@ fn tier1_code_tiers_up_and_inlined_deopts_keep_results() {
 
     let fib = std::fs::read_to_string(root().join("tests/bytecode/fib.ruchy")).expect("fib")
         + "println(fib(25))\n";
-    let file = common::TempProgram::new("tier2", &fib);
+    let file = common::TempProgram::new("tier2.ruchy", &fib);
     let (out, err, code) = run(&[
         "run",
         file.path(),

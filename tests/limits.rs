@@ -14,7 +14,7 @@ fn built() -> impl Iterator<Item = Tier> {
 }
 
 fn ruchy(args: &[&str], program: &str) -> (String, String, i32) {
-    common::ruchy_run(args, "limits", program)
+    common::ruchy_run(args, "limits.ruchy", program)
 }
 
 const DEPTH: &str = "fun d(n) { if n == 0 { 0 } else { 1 + d(n - 1) } }\n";

@@ -153,11 +153,11 @@ pub fn run_one(src: &str, config: Config, max_depth: usize, watchdog: Duration) 
 pub struct TempProgram(std::path::PathBuf);
 
 impl TempProgram {
-    pub fn new(stem: &str, text: &str) -> TempProgram {
+    /// The file's name ends with `name` (error messages show it).
+    pub fn new(name: &str, text: &str) -> TempProgram {
         static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let file =
-            std::env::temp_dir().join(format!("ruchy-{stem}-{}-{n}.ruchy", std::process::id()));
+        let file = std::env::temp_dir().join(format!("ruchy-{}-{n}-{name}", std::process::id()));
         std::fs::write(&file, text).expect("write program");
         TempProgram(file)
     }
@@ -173,10 +173,10 @@ impl Drop for TempProgram {
     }
 }
 
-/// Runs `program` (written to a temporary file named after `stem`) with
+/// Runs `program` (written to a temporary file whose name ends with `name`) with
 /// `ruchy run FILE args`; returns stdout, stderr and the exit code.
-pub fn ruchy_run(args: &[&str], stem: &str, program: &str) -> (String, String, i32) {
-    let file = TempProgram::new(stem, program);
+pub fn ruchy_run(args: &[&str], name: &str, program: &str) -> (String, String, i32) {
+    let file = TempProgram::new(name, program);
     ruchy(&[&["run", file.path()], args].concat())
 }
 
