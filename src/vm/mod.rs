@@ -206,9 +206,17 @@ impl<'a> Vm<'a> {
                     }
                 };
             }
-            // Arithmetic with an int fast path (checked), a float fast path, then `ops`.
+            // Arithmetic with an int fast path (checked), a float fast path, then `ops` (or
+            // `$other`, given, for any other operands).
             macro_rules! arith {
-                ($dst:expr, $a:expr, $b:expr, $checked:ident, $fop:tt, $slow:path) => {{
+                ($dst:expr, $a:expr, $b:expr, $checked:ident, $fop:tt, $slow:path) => {
+                    arith!($dst, $a, $b, $checked, $fop, $slow, {
+                        fb!($a, $b);
+                        let v = check!($slow(&reg!($a), &reg!($b)));
+                        store!($dst, v);
+                    })
+                };
+                ($dst:expr, $a:expr, $b:expr, $checked:ident, $fop:tt, $slow:path, $other:block) => {{
                     match (&reg!($a), &reg!($b)) {
                         (Value::Int(x), Value::Int(y)) => {
                             fb_const!(INT_INT);
@@ -225,11 +233,7 @@ impl<'a> Vm<'a> {
                             let r = x $fop y;
                             set_float(&mut reg!($dst), r)
                         }
-                        _ => {
-                            fb!($a, $b);
-                            let v = check!($slow(&reg!($a), &reg!($b)));
-                            store!($dst, v);
-                        }
+                        _ => $other,
                     }
                 }};
             }
@@ -269,30 +273,36 @@ impl<'a> Vm<'a> {
                 }};
             }
 
-            // Ends the running frame with its result (`int_result`, else `v`): back to the
-            // caller's frame, or out of `execute` for the entry frame. The registers have
-            // been cleared already.
+            // Ends the running frame: back to the caller's frame, or out of `execute` for the
+            // entry frame. The registers have been cleared already. `int` moves an int result
+            // by its payload, `value` any other: an int never becomes a whole 16-byte value on
+            // the way, since reading one right after writing its 8-byte payload stalls store
+            // forwarding (it was a fifth of fib's time).
             macro_rules! finish_frame {
-                ($int_result:expr, $v:expr) => {{
-                    let int_result: Option<i64> = $int_result;
+                (int $i:expr) => {{
+                    let i: i64 = $i;
+                    finish_frame!(@ Value::Int(i), false, |slot| set_int(slot, i))
+                }};
+                (value $v:expr) => {{
                     let v: Value = $v;
+                    let result_heap = is_heap(&v);
+                    finish_frame!(@ v, result_heap, |slot| put(slot, v))
+                }};
+                (@ $entry_result:expr, $result_heap:expr, |$slot:ident| $write:expr) => {{
                     self.cells.truncate(cell_base);
                     if self.depth == entry_depth {
                         flush_edges!();
-                        return Ok(match int_result {
-                            Some(i) => Value::Int(i),
-                            None => v,
-                        });
+                        return Ok($entry_result);
                     }
                     if COUNT {
                         if let Some(t) = &mut self.timing {
                             t.leave(self.depth);
                         }
                     }
-                    let result_heap = is_heap(&v);
-                    match int_result {
-                        Some(i) => set_int(&mut self.stack[ret], i),
-                        None => put(&mut self.stack[ret], v),
+                    let result_heap: bool = $result_heap;
+                    {
+                        let $slot = &mut self.stack[ret];
+                        $write;
                     }
                     self.depth -= 1;
                     let caller = &mut self.frames[self.depth];
@@ -480,15 +490,18 @@ impl<'a> Vm<'a> {
                         store!(dst, Value::Str(Rc::new(out)));
                     }
 
-                    Op::Add { dst, a, b } => {
-                        // `s = s + x` on an unshared string appends in place.
+                    Op::Add { dst, a, b } => arith!(dst, a, b, checked_add, +, ops::add, {
+                        // `s = s + x` on an unshared string appends in place (tested after
+                        // the number paths, which it would slow down).
                         if dst == a && matches!(reg!(a), Value::Str(_)) {
                             let y = reg!(b).clone();
                             check!(ops::add_in_place(&mut reg!(dst), &y));
                         } else {
-                            arith!(dst, a, b, checked_add, +, ops::add)
+                            fb!(a, b);
+                            let v = check!(ops::add(&reg!(a), &reg!(b)));
+                            store!(dst, v);
                         }
-                    }
+                    }),
                     Op::Sub { dst, a, b } => arith!(dst, a, b, checked_sub, -, ops::sub),
                     Op::Mul { dst, a, b } => arith!(dst, a, b, checked_mul, *, ops::mul),
                     Op::Div { dst, a, b } => {
@@ -790,7 +803,7 @@ impl<'a> Vm<'a> {
                                         let v = self.call_compiled(entry, &closure, base, level)?;
                                         let window = base..base + proto.num_regs as usize;
                                         self.stack[window].iter_mut().for_each(clear);
-                                        finish_frame!(None, v);
+                                        finish_frame!(value v);
                                     }
                                 }
                             }
@@ -900,32 +913,25 @@ impl<'a> Vm<'a> {
                         enter!(callee, callee_at, n);
                     }
                     Op::Return { src } => {
-                        // An int result moves by its payload: reading the whole 16-byte value
-                        // right after an 8-byte payload write would stall store forwarding.
-                        let int_result = match reg!(src) {
-                            Value::Int(i) => Some(i),
-                            _ => None,
-                        };
                         if COUNT {
                             let (c, bit) = (&proto.counters, type_bit(&reg!(src)));
                             if c.return_types.get() & bit == 0 {
                                 c.return_types.set(c.return_types.get() | bit);
                             }
                         }
-                        let v = match int_result {
-                            Some(_) => Value::Nil,
-                            None => std::mem::take(&mut reg!(src)),
-                        };
-                        // Clear the frame's registers: a stale copy of an array would make
-                        // the caller's next write copy it.
                         // Clear the registers (only if one ever held a heap value): a stale
                         // copy of an array would make the caller's next write copy it.
-                        if heap {
-                            for slot in regs.iter_mut() {
-                                clear(slot);
+                        if let Value::Int(i) = reg!(src) {
+                            if heap {
+                                regs.iter_mut().for_each(clear);
                             }
+                            finish_frame!(int i);
                         }
-                        finish_frame!(int_result, v);
+                        let v = std::mem::take(&mut reg!(src));
+                        if heap {
+                            regs.iter_mut().for_each(clear);
+                        }
+                        finish_frame!(value v);
                     }
                     Op::ArgGiven { param, target } => {
                         if argc > param as usize {
