@@ -76,7 +76,7 @@ fn the_demos_run() {
             "deopt" => "blacklisted scaled after 4 deopts",
             "osr" => "8999994",
             "tier2" => "at tier 2 (6 self-calls inlined)",
-            "ranges" => "7 overflow checks removed",
+            "ranges" => "8 overflow checks removed",
             _ => "x the VM's speed",
         };
         assert!(

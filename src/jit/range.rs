@@ -23,12 +23,21 @@
 //! - the variable of `for v in start..end` lies within `[-BOUND, BOUND - 1]` when the guard
 //!   keeps the counter's start and `end` within `±BOUND`, and only the loop's header writes
 //!   the variable and the counter;
+//! - an accumulator of a loop whose iterations are bounded lies within `[-BOUND, BOUND]`
+//!   widened by `2 * BOUND + 1` times what one iteration can add: a register whose only
+//!   writes in `L` are `s = s + x` and `s = s - x` (outside nested loops), where the
+//!   interval of each `x` is known without `s`. The bound on iterations holds for a
+//!   `for` over an int range, and for a counting `while` whose increment runs on every
+//!   iteration (nothing between the header and the increment jumps past it but out of the
+//!   loop; a body jumps backwards only in its nested loops, so each write runs at most
+//!   once per iteration). The guard checks `s` at the entry, like the others;
 //! - facts of enclosing loops about registers `L` does not write;
 //! - within a straight run of instructions, the intervals of values computed from those
 //!   (temporaries, constants, copies).
 //!
 //! An `Add`, `Sub` or `Mul` of ints whose operands' intervals keep the exact result
-//! within `i64` needs no check. Intervals are computed in `i128`, so the analysis itself
+//! within `i64` needs no check. A remainder by a constant `k` lies within `±(|k| - 1)`,
+//! whatever it divides. Intervals are computed in `i128`, so the analysis itself
 //! cannot overflow.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -109,12 +118,23 @@ impl Interval {
 #[derive(Clone, Debug)]
 struct Fact {
     range: Interval,
-    /// The checks (owner loop index, check) that must hold for the fact to be true.
-    needs: Vec<(usize, Check)>,
+    /// The checks that must hold for the fact to be true.
+    needs: Needs,
 }
 
+/// The checks (owner loop index, check) a fact rests on.
+type Needs = Vec<(usize, Check)>;
+
 /// A known interval during the scan, with the checks it rests on.
-type Known = (Interval, Vec<(usize, Check)>);
+type Known = (Interval, Needs);
+
+/// A register a loop adds to (see `accumulators`): what one iteration can add to it, and
+/// the checks that rests on.
+struct Accumulator {
+    reg: Reg,
+    per_iteration: Interval,
+    needs: Needs,
+}
 
 struct LoopInfo {
     enter: usize,
@@ -161,6 +181,8 @@ pub fn analyze(env: &Env, types: &Types) -> Ranges {
                 }
             }
         }
+        // The checks that bound the loop's iterations (to `2 * BOUND + 1`), if they are.
+        let mut trips: Option<Needs> = None;
         if let Some(iv) = induction(env.proto, &loops, index, &written) {
             // The checks the fact rests on: the variable's start, the bound (unless a
             // small constant) and the step (unless a positive constant).
@@ -186,6 +208,9 @@ pub fn analyze(env: &Env, types: &Types) -> Ranges {
                     lo: -(BOUND as i128),
                     hi: BOUND as i128 + step_hi as i128,
                 };
+                if runs_every_iteration(code, l, iv.increment, env.argc) {
+                    trips = Some(needs.clone());
+                }
                 mine.insert(iv.reg, Fact { range, needs });
             }
         }
@@ -201,6 +226,7 @@ pub fn analyze(env: &Env, types: &Types) -> Ranges {
                     lo: -(BOUND as i128),
                     hi: BOUND as i128 - 1,
                 };
+                trips.get_or_insert_with(|| needs.clone());
                 mine.insert(var, Fact { range, needs });
             }
         }
@@ -220,6 +246,27 @@ pub fn analyze(env: &Env, types: &Types) -> Ranges {
                             needs: vec![(index, c)],
                         },
                     );
+                }
+            }
+        }
+        if let Some(trip_needs) = trips {
+            // What each write of an accumulator adds is known from the other facts: a
+            // first scan finds it.
+            let addends = scan(env, types, &own_pcs, &leaders, &mine, |_, _| {});
+            for acc in accumulators(env.proto, &loops, index, &addends) {
+                if mine.contains_key(&acc.reg) || !guardable(acc.reg) {
+                    continue;
+                }
+                let trips = 2 * BOUND as i128 + 1;
+                let range = Interval {
+                    lo: -(BOUND as i128) + trips * acc.per_iteration.lo,
+                    hi: BOUND as i128 + trips * acc.per_iteration.hi,
+                };
+                if range.fits_i64() {
+                    let mut needs = acc.needs;
+                    needs.push((index, check(acc.reg, -BOUND, BOUND)));
+                    needs.extend(trip_needs.iter().copied());
+                    mine.insert(acc.reg, Fact { range, needs });
                 }
             }
         }
@@ -251,7 +298,8 @@ fn check(reg: Reg, lo: i64, hi: i64) -> Check {
 
 /// Walks a loop's own instructions in order, keeping the intervals of the registers
 /// computed since the last join point; calls `proven` for each arithmetic instruction
-/// that cannot overflow, with the checks its proof needs.
+/// that cannot overflow, with the checks its proof needs. Returns what was known of the
+/// operands of each int `+` and `-` (by pc; left, right).
 fn scan(
     env: &Env,
     types: &Types,
@@ -259,9 +307,10 @@ fn scan(
     leaders: &HashSet<usize>,
     facts: &HashMap<Reg, Fact>,
     mut proven: impl FnMut(usize, &[(usize, Check)]),
-) {
+) -> HashMap<usize, [Option<Known>; 2]> {
     use Op::*;
     let code = &env.proto.code;
+    let mut operands_known = HashMap::new();
     let mut known: HashMap<Reg, Known> = HashMap::new();
     let mut previous: Option<usize> = None;
     for &pc in pcs {
@@ -302,6 +351,9 @@ fn scan(
             _ => None,
         };
         let native = || env.decide(pc, state).0 == Plan::Native;
+        if let Some((_, x, y)) = &arith {
+            operands_known.insert(pc, [x.clone(), y.clone()]);
+        }
         match (arith, op) {
             (Some((dst, Some((x, mut needs)), Some((y, more)))), _) if native() => {
                 let result = combine(op, x, y);
@@ -312,6 +364,11 @@ fn scan(
                 } else {
                     known.remove(&dst);
                 }
+            }
+            (_, ModI { dst, a, imm }) if imm != 0 && state[a as usize] == Ty::Int && native() => {
+                // Whatever the dividend, the remainder is smaller than the divisor.
+                let k = (imm as i128).abs() - 1;
+                known.insert(dst, (Interval { lo: -k, hi: k }, Vec::new()));
             }
             (_, LoadInt { dst, value }) => {
                 let v = value as i128;
@@ -332,6 +389,7 @@ fn scan(
             }
         }
     }
+    operands_known
 }
 
 /// The exact result interval of `x op y`.
@@ -378,6 +436,8 @@ struct Induction {
     reg: Reg,
     bound: Operand,
     step: Operand,
+    /// The pc of `reg = reg + step`.
+    increment: usize,
 }
 
 fn induction(
@@ -426,7 +486,100 @@ fn induction(
         }
         _ => return None,
     };
-    Some(Induction { reg, bound, step })
+    Some(Induction {
+        reg,
+        bound,
+        step,
+        increment,
+    })
+}
+
+/// Whether the instruction at `pc` in loop `l` runs on every iteration that passes the
+/// header: nothing from the header to it jumps anywhere but forward up to it or out of the
+/// loop (a `continue` goes to the back edge, past it), and nothing after it jumps back in
+/// between.
+fn runs_every_iteration(code: &[Op], l: &LoopInfo, pc: usize, argc: usize) -> bool {
+    let before = (l.header + 1..pc).all(|at| {
+        successors(&code[at], at, argc)
+            .iter()
+            .all(|&s| (at + 1..=pc).contains(&s) || s > l.back)
+    });
+    let after = (pc..l.back).all(|at| {
+        successors(&code[at], at, argc)
+            .iter()
+            .all(|&s| !(l.header + 1..=pc).contains(&s))
+    });
+    before && after
+}
+
+/// The accumulators of loop `index`: registers whose only writes in the loop add or
+/// subtract a value whose interval `addends` knows (by pc, left and right operand), each
+/// outside nested loops. Returns each with what one iteration can add to it (its writes'
+/// intervals, each widened to include 0: a write may be skipped) and the checks that rests
+/// on.
+fn accumulators(
+    proto: &Proto,
+    loops: &[LoopInfo],
+    index: usize,
+    addends: &HashMap<usize, [Option<Known>; 2]>,
+) -> Vec<Accumulator> {
+    use Op::*;
+    let code = &proto.code;
+    let l = &loops[index];
+    let mut writes: HashMap<Reg, Vec<usize>> = HashMap::new();
+    for (pc, op) in code.iter().enumerate().take(l.back + 1).skip(l.header) {
+        for r in defs(op, proto) {
+            writes.entry(r).or_default().push(pc);
+        }
+    }
+    let mut found = Vec::new();
+    'registers: for (reg, pcs) in writes {
+        let mut per_iteration = Interval { lo: 0, hi: 0 };
+        let mut needs = Vec::new();
+        for pc in pcs {
+            if in_nested_loop(loops, index, pc) {
+                continue 'registers;
+            }
+            let known = |side: usize| addends.get(&pc).and_then(|k| k[side].clone());
+            let added = match code[pc] {
+                Add { dst, a, b } if dst == reg && a == reg && b != reg => known(1),
+                Add { dst, a, b } if dst == reg && b == reg && a != reg => known(0),
+                Sub { dst, a, b } if dst == reg && a == reg && b != reg => {
+                    known(1).map(|(x, n)| {
+                        (
+                            Interval {
+                                lo: -x.hi,
+                                hi: -x.lo,
+                            },
+                            n,
+                        )
+                    })
+                }
+                AddI { dst, a, imm } if dst == reg && a == reg => {
+                    let k = imm as i128;
+                    Some((Interval { lo: k, hi: k }, Vec::new()))
+                }
+                SubI { dst, a, imm } if dst == reg && a == reg => {
+                    let k = -(imm as i128);
+                    Some((Interval { lo: k, hi: k }, Vec::new()))
+                }
+                _ => None,
+            };
+            let Some((x, more)) = added else {
+                continue 'registers;
+            };
+            per_iteration.lo += x.lo.min(0);
+            per_iteration.hi += x.hi.max(0);
+            needs.extend(more);
+        }
+        found.push(Accumulator {
+            reg,
+            per_iteration,
+            needs,
+        });
+    }
+    found.sort_by_key(|a| a.reg);
+    found
 }
 
 /// A `for var in start..end` loop over an int range: its header is `FORRANGE`, and only the
