@@ -345,6 +345,28 @@ println(skipping(1001))
     assert_eq!(ir.matches("sadd_overflow").count(), 1, "{ir}");
 }
 
+/// A loop test on floats branches on the comparison's complement: `while y >= 1.0` leaves
+/// the loop on `fcmp ult` (unordered or less, so a NaN leaves it too), which x86-64 fuses
+/// into `ucomisd; jb`, instead of testing the result of `fcmp ge` against zero.
+#[test]
+fn a_float_loop_test_branches_on_the_complement() {
+    let program = "fun halvings(x) {
+    let mut y = x
+    let mut steps = 0
+    while y >= 1.0 {
+        y = y / 2.0
+        steps = steps + 1
+    }
+    steps
+}
+println(halvings(1000.0))
+";
+    let text = ir_of(program, "halvings", &[]);
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    assert!(ir.contains("= fcmp ult "), "{ir}");
+    assert!(!ir.contains("= fcmp ge "), "{ir}");
+}
+
 /// A range guard that fails deoptimizes at the loop's entry with its reason; the function
 /// is compiled again without range assumptions (its checks back), and results stay right.
 #[test]

@@ -13,7 +13,7 @@
 //! bool (i8), boxed arguments are already in the window, and the result is a `Value`'s tag
 //! and payload, or `TAG_ERROR` when an error is pending in the VM.
 
-use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::condcodes::{CondCode, FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F64, I64, I8};
 use cranelift_codegen::ir::{
     AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, SigRef, Signature, StackSlot,
@@ -716,7 +716,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             | Le { dst, a, b }
             | Gt { dst, a, b }
             | Ge { dst, a, b } => {
-                let r = self.compare(pc, &op, &plan, (a, t(a)), (Some(b), t(b)), 0);
+                let r = self.compare(pc, &op, &plan, (a, t(a)), (Some(b), t(b)), 0, true);
                 self.set(dst, Ty::Bool, r);
             }
             JumpIfNotLt { a, b, target }
@@ -725,9 +725,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             | JumpIfNotGe { a, b, target }
             | JumpIfNotEq { a, b, target }
             | JumpIfNotNe { a, b, target } => {
-                let holds = self.compare(pc, &op, &plan, (a, t(a)), (Some(b), t(b)), 0);
+                let fails = self.compare(pc, &op, &plan, (a, t(a)), (Some(b), t(b)), 0, false);
                 // Jump when the comparison does not hold.
-                self.branch_on(holds, false, &out, pc, target as usize);
+                self.branch(fails, &out, pc, target as usize);
                 return false;
             }
             JumpIfNotLtI { a, imm, target }
@@ -736,8 +736,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             | JumpIfNotGeI { a, imm, target }
             | JumpIfNotEqI { a, imm, target }
             | JumpIfNotNeI { a, imm, target } => {
-                let holds = self.compare(pc, &op, &plan, (a, t(a)), (None, Ty::Int), imm as i64);
-                self.branch_on(holds, false, &out, pc, target as usize);
+                let imm = imm as i64;
+                let fails = self.compare(pc, &op, &plan, (a, t(a)), (None, Ty::Int), imm, false);
+                self.branch(fails, &out, pc, target as usize);
                 return false;
             }
             Jump { target } => {

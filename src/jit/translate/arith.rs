@@ -286,7 +286,11 @@ impl Translator<'_, '_> {
         self.set(dst, work, result);
     }
 
-    /// A comparison as an i8 (1 = holds).
+    /// A comparison as an i8: 1 when it holds, or with `holds` false, 1 when it fails. A
+    /// `JUMPIFNOT` branches on the failing one: Cranelift folds `icmp eq (icmp cc), 0` into
+    /// the complement itself but not `fcmp`, whose result then went through a register
+    /// (`ucomisd; setae; test; jz` instead of `ucomisd; jb` in mandel's inner loop).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn compare(
         &mut self,
         pc: usize,
@@ -295,6 +299,7 @@ impl Translator<'_, '_> {
         a: (Reg, Ty),
         b: (Option<Reg>, Ty),
         imm: i64,
+        holds: bool,
     ) -> ClValue {
         use Op::*;
         #[derive(PartialEq)]
@@ -326,6 +331,7 @@ impl Translator<'_, '_> {
                     C::Gt => IntCC::SignedGreaterThan,
                     C::Ge => IntCC::SignedGreaterThanOrEqual,
                 };
+                let cc = if holds { cc } else { cc.complement() };
                 self.b.ins().icmp(cc, x, y)
             }
             Ty::Float => {
@@ -337,6 +343,8 @@ impl Translator<'_, '_> {
                     C::Gt => FloatCC::GreaterThan,
                     C::Ge => FloatCC::GreaterThanOrEqual,
                 };
+                // The complement keeps NaN's meaning: `not (x <= y)` is "unordered or >".
+                let cc = if holds { cc } else { cc.complement() };
                 self.b.ins().fcmp(cc, x, y)
             }
             _ => {
@@ -347,7 +355,7 @@ impl Translator<'_, '_> {
                 } else {
                     self.b.ins().iconst(I8, 0)
                 };
-                if c == C::Eq {
+                if (c == C::Eq) == holds {
                     same
                 } else {
                     self.b.ins().bxor_imm_u(same, 1)
