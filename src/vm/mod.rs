@@ -26,7 +26,7 @@ use crate::jit::Jit;
 use crate::limits::Limits;
 use crate::ops;
 use crate::profile::timing::Timing;
-use crate::profile::{call_keys, type_bit};
+use crate::profile::{call_keys, signature_key, type_bit};
 use crate::syntax::ast::Capture;
 use crate::value::{clear, is_heap, put, set_bool, set_float, set_int, Upvalue, Value};
 
@@ -106,7 +106,7 @@ impl<'a> Vm<'a> {
     /// return) and returns `Value::Int(next pc)`: compiled code does this for instructions
     /// it leaves to the VM, so both tiers share one implementation of them.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn execute<const COUNT: bool, const STEP: bool>(
+    pub(crate) fn execute<const COUNT: bool, const FEEDBACK: bool, const STEP: bool>(
         &mut self,
         entry_depth: usize,
         entry: Rc<Closure>,
@@ -183,7 +183,7 @@ impl<'a> Vm<'a> {
             // Type feedback of a two-operand instruction (left type bits, right << 8).
             macro_rules! fb {
                 ($a:expr, $b:expr) => {
-                    if COUNT {
+                    if FEEDBACK {
                         let bits = type_bit(&reg!($a)) | type_bit(&reg!($b)) << 8;
                         proto.counters.feedback(pc - 1, bits);
                     }
@@ -192,7 +192,7 @@ impl<'a> Vm<'a> {
             // The same with an int immediate on the right.
             macro_rules! fb_imm {
                 ($a:expr) => {
-                    if COUNT {
+                    if FEEDBACK {
                         let bits = type_bit(&reg!($a)) | INT_BIT << 8;
                         proto.counters.feedback(pc - 1, bits);
                     }
@@ -201,7 +201,7 @@ impl<'a> Vm<'a> {
             // Feedback known from the fast path's types: a constant, no type lookups.
             macro_rules! fb_const {
                 ($bits:expr) => {
-                    if COUNT {
+                    if FEEDBACK {
                         proto.counters.feedback(pc - 1, $bits);
                     }
                 };
@@ -343,10 +343,13 @@ impl<'a> Vm<'a> {
                     if self.stack.len() < needed {
                         check!(self.grow_stack(needed));
                     }
-                    if COUNT {
+                    if FEEDBACK {
                         let (key, site) = call_keys(&self.stack[new_base..new_base + n]);
                         callee_proto.counters.record_signature(key);
                         proto.counters.feedback(pc - 1, site);
+                    } else if COUNT {
+                        let key = signature_key(&self.stack[new_base..new_base + n]);
+                        callee_proto.counters.record_signature(key);
                     }
                     // Compiled code for these argument types runs the whole call natively.
                     if self.jit.is_some() {
