@@ -287,9 +287,11 @@ impl Translator<'_, '_> {
     }
 
     /// A comparison as an i8: 1 when it holds, or with `holds` false, 1 when it fails. A
-    /// `JUMPIFNOT` branches on the failing one: Cranelift folds `icmp eq (icmp cc), 0` into
-    /// the complement itself but not `fcmp`, whose result then went through a register
-    /// (`ucomisd; setae; test; jz` instead of `ucomisd; jb` in mandel's inner loop).
+    /// `JUMPIFNOT` branches on the failing one. For floats that is the complemented
+    /// condition (Cranelift does not fold `icmp eq (fcmp cc), 0`, and the result went through
+    /// a register: `ucomisd; setae; test; jz` instead of `ucomisd; jb` in mandel's inner
+    /// loop); for ints and bools it is `icmp eq r, 0`, which the egraph folds into the
+    /// complemented `icmp` itself.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn compare(
         &mut self,
@@ -331,8 +333,8 @@ impl Translator<'_, '_> {
                     C::Gt => IntCC::SignedGreaterThan,
                     C::Ge => IntCC::SignedGreaterThanOrEqual,
                 };
-                let cc = if holds { cc } else { cc.complement() };
-                self.b.ins().icmp(cc, x, y)
+                let r = self.b.ins().icmp(cc, x, y);
+                self.fails_if(r, holds)
             }
             Ty::Float => {
                 let cc = match c {
@@ -355,12 +357,22 @@ impl Translator<'_, '_> {
                 } else {
                     self.b.ins().iconst(I8, 0)
                 };
-                if (c == C::Eq) == holds {
+                let r = if c == C::Eq {
                     same
                 } else {
                     self.b.ins().bxor_imm_u(same, 1)
-                }
+                };
+                self.fails_if(r, holds)
             }
+        }
+    }
+
+    /// `r` itself (`holds`), or whether it is 0.
+    fn fails_if(&mut self, r: ClValue, holds: bool) -> ClValue {
+        if holds {
+            r
+        } else {
+            self.b.ins().icmp_imm_s(IntCC::Equal, r, 0)
         }
     }
 }
