@@ -257,10 +257,10 @@ pub fn analyze(env: &Env, types: &Types) -> Ranges {
                 if mine.contains_key(&acc.reg) || !guardable(acc.reg) {
                     continue;
                 }
-                let trips = 2 * BOUND as i128 + 1;
+                let max_iterations = 2 * BOUND as i128 + 1;
                 let range = Interval {
-                    lo: -(BOUND as i128) + trips * acc.per_iteration.lo,
-                    hi: BOUND as i128 + trips * acc.per_iteration.hi,
+                    lo: -(BOUND as i128) + max_iterations * acc.per_iteration.lo,
+                    hi: BOUND as i128 + max_iterations * acc.per_iteration.hi,
                 };
                 if range.fits_i64() {
                     let mut needs = acc.needs;
