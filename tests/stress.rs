@@ -147,7 +147,9 @@ fn ten_thousand_redefinitions_in_one_repl_session_stay_bounded() {
         assert!(r.module_mb <= budget_mb + 1.0, "{r:?}");
     }
     let (first, last) = (&reports[0], &reports[3]);
-    assert!(last.flushes >= 3, "the code cache was flushed: {last:?}");
+    // How many flushes depends on how much code each compile makes (two since the
+    // exits' fixed parts left the code, three before).
+    assert!(last.flushes >= 2, "the code cache was flushed: {last:?}");
     // Without the flushes, 7,500 more compiles would add well over 100 MB.
     assert!(
         last.resident_mb < first.resident_mb + budget_mb,

@@ -49,12 +49,15 @@ pub struct CodeEntry {
 }
 
 /// What compiled code has the addresses of, kept alive with it: closures it calls (its own
-/// included), code-table slots, and its tier-up counter.
+/// included), code-table slots, its tier-up counter, and its exit sites.
 #[allow(dead_code)] // held, never read: owning them is the point
 pub(super) struct Kept {
     pub closures: Vec<Rc<Closure>>,
     pub slots: Vec<Rc<Cell<usize>>>,
     pub tier_up: Option<Rc<super::runtime::TierUp>>,
+    /// Boxed: the code holds each site's address, which must not move.
+    #[allow(clippy::vec_box)]
+    pub exits: Vec<Box<super::runtime::ExitSite>>,
 }
 
 /// A function's JIT state, inside its `Proto`.

@@ -276,6 +276,7 @@ impl Jit {
         let inlined;
         let peeled;
         let inlined_callees;
+        let exits;
         let range_counts;
         let array_counts;
         self.module.clear_context(&mut self.ctx);
@@ -344,6 +345,7 @@ impl Jit {
             peeled = t.peeled;
             array_counts = (t.hoisted_array_accesses, t.hoisted_arrays);
             inlined_callees = std::mem::take(&mut t.inlined_callees);
+            exits = std::mem::take(&mut t.exits);
             t.finish(self.module.target_config());
         }
         let result = self.module.define_function(body_id, &mut self.ctx);
@@ -430,6 +432,7 @@ impl Jit {
                 closures: keep_closures,
                 slots: keep_slots,
                 tier_up,
+                exits,
             },
         };
         Ok((Rc::new(code), body))
@@ -510,8 +513,8 @@ pub(super) fn build_module() -> Result<(JITModule, [FuncId; HELPERS]), String> {
         s
     };
     let decls: [(&str, usize, usize); HELPERS] = [
-        ("rt_step", 8, 1),
-        ("rt_resume", 11, 2),
+        ("rt_step", 5, 1),
+        ("rt_resume", 6, 2),
         ("rt_drop", 1, 0),
         ("rt_return_boxed", 3, 2),
         ("rt_clear", 2, 0),

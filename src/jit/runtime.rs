@@ -328,31 +328,87 @@ unsafe fn closure_of(closure: *const Closure) -> Rc<Closure> {
     }
 }
 
-/// Puts the registers compiled code handed over (`(reg << 8 | tag, payload)` pairs, see
-/// `Translator::spill_to_buffer`) into the frame's window, making the register stack long
-/// enough for the frame first (compiled code that keeps everything unboxed never needed
-/// its window until now). On failure the values are dropped and the error returned.
+/// One way out of compiled code into the VM (a deopt, or an instruction left to the VM),
+/// as far as it is fixed when the code is compiled. Compiled code passes the site's
+/// address and a spill buffer of `u64` words; the site says what the words are. Keeping
+/// the fixed parts here rather than in the code (they were constants stored or passed at
+/// every exit) made each exit a few stores and a call of five or six register arguments,
+/// which is most of what a function's IR is: its cold exits.
+pub struct ExitSite {
+    /// The frame's closure, or 0 when only run time knows it (a function with captures
+    /// runs in any of its closures): then it is word `EXIT_CLOSURE` of the buffer.
+    pub closure: usize,
+    /// The compiled function's own closure (whose code a deopt drops), or 0: then word
+    /// `EXIT_OWNER`.
+    pub owner: usize,
+    pub pc: u64,
+    /// The number of arguments the frame was called with.
+    pub argc: u64,
+    /// `REASON_*` or an expected type (`reason_expected`), for a deopt.
+    pub reason: i64,
+    /// `reg << 8 | tag` of each unboxed register handed over; the payloads are the
+    /// buffer's words from `EXIT_HEADER` on, in this order.
+    pub heads: Box<[u64]>,
+    /// A register handed over whose tag only run time knows (a call's result): its tag
+    /// and payload are words `EXIT_EXTRA_TAG` and `EXIT_EXTRA_TAG + 1`.
+    pub extra: Option<u16>,
+}
+
+/// Words of an exit's spill buffer before the payloads (see `ExitSite`).
+pub const EXIT_CLOSURE: usize = 0;
+pub const EXIT_OWNER: usize = 1;
+pub const EXIT_EXTRA_TAG: usize = 2;
+pub const EXIT_HEADER: usize = 4;
+
+impl ExitSite {
+    /// The closure `address` names, or the one in buffer word `word` when it is 0.
+    ///
+    /// # Safety
+    /// `spills` must be the site's buffer as compiled code filled it (see `ExitSite`).
+    unsafe fn closure_in(address: usize, spills: *const u64, word: usize) -> *const Closure {
+        if address != 0 {
+            return address as *const Closure;
+        }
+        // SAFETY: per the contract, the buffer holds the closure in that word.
+        unsafe { *spills.add(word) as *const Closure }
+    }
+}
+
+/// Puts the registers compiled code handed over (see `ExitSite`) into the frame's window,
+/// making the register stack long enough for the frame first (compiled code that keeps
+/// everything unboxed never needed its window until now). On failure the values are
+/// dropped and the error returned.
 ///
 /// # Safety
-/// `spills` must point at `count` such pairs: scalars, or a value whose ownership the pair
-/// carries (a call's result).
+/// `spills` must hold the payloads `site` describes: scalars, or a value whose ownership
+/// the words carry (a call's result).
 unsafe fn unspill(
     vm: &mut Vm,
     closure: &Closure,
     base: usize,
-    spills: *const [u64; 2],
-    count: u64,
+    spills: *const u64,
+    site: &ExitSite,
 ) -> Result<(), ErrorKind> {
-    // SAFETY: per the contract, the buffer holds `count` pairs, each owned by us now.
-    let values = (0..count as usize).map(|i| {
-        let [head, payload] = unsafe { *spills.add(i) };
+    // SAFETY: per the contract, the buffer holds one payload per head, each owned by us
+    // now, and the extra register's tag and payload if the site has one.
+    let word = |i: usize| unsafe { *spills.add(i) };
+    let mut values: Vec<(usize, Value)> = Vec::with_capacity(site.heads.len() + 1);
+    for (i, head) in site.heads.iter().enumerate() {
         let pair = Pair {
             tag: head & 0xff,
-            payload,
+            payload: word(EXIT_HEADER + i),
         };
-        ((head >> 8) as usize, unsafe { pair_to_value(pair) })
-    });
-    let values: Vec<(usize, Value)> = values.collect();
+        // SAFETY: a head's tag is an unboxed type's, so the pair is a scalar.
+        values.push(((head >> 8) as usize, unsafe { pair_to_value(pair) }));
+    }
+    if let Some(r) = site.extra {
+        let pair = Pair {
+            tag: word(EXIT_EXTRA_TAG),
+            payload: word(EXIT_EXTRA_TAG + 1),
+        };
+        // SAFETY: the pair is a call's result, whose ownership compiled code hands over.
+        values.push((r as usize, unsafe { pair_to_value(pair) }));
+    }
     let regs = crate::vm::proto_of(closure).num_regs as usize;
     vm.grow_stack(base + regs)?;
     for (r, v) in values {
@@ -367,52 +423,49 @@ unsafe fn unspill(
 ///
 /// # Safety
 /// The arguments must be those compiled code (entered through `call_compiled`) passes:
-/// its context, its own closure and window, and its spill buffer of `count` pairs.
+/// its context, its window, the address of one of its exit sites (kept alive with the
+/// code, `code::Kept::exits`) and that site's spill buffer.
 unsafe fn take_frame<'v>(
     ctx: *mut JitCtx,
-    closure: *const Closure,
     regs: *mut Value,
-    pc: u64,
-    spills: *const [u64; 2],
-    count: u64,
-) -> Option<(&'v mut Vm<'v>, Rc<Closure>, usize)> {
+    spills: *const u64,
+    site: *const ExitSite,
+) -> Option<(&'v mut Vm<'v>, &'v ExitSite, Rc<Closure>, usize)> {
     // SAFETY: per the contract, `ctx` is the running compiled code's context.
     let vm = unsafe { vm_of(ctx) };
-    // SAFETY: per the contract, the closure is the running code's own, alive while it runs.
-    let closure = unsafe { closure_of(closure) };
+    // SAFETY: per the contract, the site is alive as long as the code that runs.
+    let site = unsafe { &*site };
+    // SAFETY: per the contract, the closure (named by the site, or in the buffer) is the
+    // frame's own, alive while it runs.
+    let closure = unsafe { closure_of(ExitSite::closure_in(site.closure, spills, EXIT_CLOSURE)) };
     let base = vm.base_of(regs);
-    // SAFETY: per the contract, the spill buffer holds `count` pairs.
-    if let Err(kind) = unsafe { unspill(vm, &closure, base, spills, count) } {
-        let span = crate::vm::proto_of(&closure).spans[pc as usize];
+    // SAFETY: per the contract, the buffer holds what the site describes.
+    if let Err(kind) = unsafe { unspill(vm, &closure, base, spills, site) } {
+        let span = crate::vm::proto_of(&closure).spans[site.pc as usize];
         vm.pending_error = Some(Error::new(kind, span));
         return None;
     }
-    Some((vm, closure, base))
+    Some((vm, site, closure, base))
 }
 
-/// Runs the one instruction at `pc` of the compiled frame in the VM, its unboxed operands
-/// in `spills`; returns the next pc, or -1 with the error pending.
-#[allow(clippy::too_many_arguments)]
+/// Runs the one instruction at the site's pc of the compiled frame in the VM, its unboxed
+/// operands in `spills`; returns the next pc, or -1 with the error pending.
 extern "C" fn rt_step(
     ctx: *mut JitCtx,
-    closure: *const Closure,
     regs: *mut Value,
     level: u64,
-    pc: u64,
-    argc: u64,
-    spills: *const [u64; 2],
-    count: u64,
+    spills: *const u64,
+    site: *const ExitSite,
 ) -> i64 {
-    // SAFETY: called from compiled code with its own frame and spill buffer.
-    let Some((vm, closure, base)) = (unsafe { take_frame(ctx, closure, regs, pc, spills, count) })
-    else {
+    // SAFETY: called from compiled code with its own frame, exit site and spill buffer.
+    let Some((vm, site, closure, base)) = (unsafe { take_frame(ctx, regs, spills, site) }) else {
         return -1;
     };
     match vm.run_frame_from(
         closure,
         base,
-        argc as usize,
-        pc as usize,
+        site.argc as usize,
+        site.pc as usize,
         level as usize,
         true,
     ) {
@@ -426,48 +479,36 @@ extern "C" fn rt_step(
 }
 
 /// Deoptimizes: the live unboxed registers (in `spills`) go into the frame's window, the
-/// VM finishes the frame from `pc`, and its result is returned.
-#[allow(clippy::too_many_arguments)]
+/// VM finishes the frame from the site's pc, and its result is returned. `got` is the tag
+/// the failed guard saw (-1 if none), for the event.
 extern "C" fn rt_resume(
     ctx: *mut JitCtx,
-    closure: *const Closure,
     regs: *mut Value,
     level: u64,
-    pc: u64,
-    argc: u64,
-    reason: i64,
     got: i64,
-    spills: *const [u64; 2],
-    count: u64,
-    owner: *const Closure,
+    spills: *const u64,
+    site: *const ExitSite,
 ) -> Pair {
-    // SAFETY: the closure whose compiled code is running (alive while it runs); it is
-    // `closure` itself unless the frame is a callee inlined into that code.
-    let owner = unsafe { closure_of(owner) };
-    // SAFETY: called from compiled code with its own frame and spill buffer.
-    let Some((vm, closure, base)) = (unsafe { take_frame(ctx, closure, regs, pc, spills, count) })
-    else {
+    // SAFETY: called from compiled code with its own frame, exit site and spill buffer.
+    let Some((vm, site, closure, base)) = (unsafe { take_frame(ctx, regs, spills, site) }) else {
         return Pair {
             tag: TAG_ERROR as u64,
             payload: 0,
         };
     };
+    // SAFETY: the closure whose compiled code is running (alive while it runs); it is the
+    // frame's own unless the frame is a callee inlined into that code.
+    let owner = unsafe { closure_of(ExitSite::closure_in(site.owner, spills, EXIT_OWNER)) };
+    let (pc, reason) = (site.pc as usize, site.reason);
     if reason == REASON_RANGE {
         crate::vm::proto_of(&closure).jit.no_range_guards.set(true);
     }
     if reason != REASON_SLOW_PATH {
         if let Some(jit) = vm.jit.as_mut() {
-            jit.record_deopt(&owner, &closure, pc as usize, reason_text(reason, got));
+            jit.record_deopt(&owner, &closure, pc, reason_text(reason, got));
         }
     }
-    match vm.run_frame_from(
-        closure,
-        base,
-        argc as usize,
-        pc as usize,
-        level as usize,
-        false,
-    ) {
+    match vm.run_frame_from(closure, base, site.argc as usize, pc, level as usize, false) {
         Ok(v) => value_to_pair(v),
         Err(e) => {
             vm.pending_error = Some(e);

@@ -16,8 +16,8 @@
 use cranelift_codegen::ir::condcodes::{CondCode, FloatCC, IntCC};
 use cranelift_codegen::ir::types::{F64, I64, I8};
 use cranelift_codegen::ir::{
-    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, SigRef, Signature, StackSlot,
-    StackSlotData, StackSlotKind, Value as ClValue,
+    AbiParam, Block, FuncRef, InstBuilder, InstructionData, MemFlagsData, Opcode, SigRef,
+    Signature, StackSlot, StackSlotData, StackSlotKind, Value as ClValue, ValueDef,
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -158,6 +158,7 @@ struct FrameParts<'a> {
     exit: Option<Block>,
     typed_exit: Option<(Block, Ty)>,
     restart: Option<Vec<ClValue>>,
+    deopt_exit: Option<Block>,
 }
 
 const TAG_NIL: i64 = 0;
@@ -247,6 +248,8 @@ pub struct Translator<'a, 'b> {
     /// In a peeled activation (`calls::fast_call`): the arguments it was called with. Its
     /// first self-call makes the real call of the activation itself, with these.
     restart: Option<Vec<ClValue>>,
+    /// The activation's one call of `rt_resume`, which its deopts jump to (`shared_deopt`).
+    deopt_exit: Option<Block>,
     /// Inlined self-calls around the activation being translated.
     inline_level: usize,
     /// The checks before an inlined self-call (epoch, depth) run once at the entry instead
@@ -261,6 +264,8 @@ pub struct Translator<'a, 'b> {
     pub peeled: usize,
     /// Other callees inlined so far: (callee name, line of the call).
     pub inlined_callees: Vec<(String, u32)>,
+    /// Every exit to the VM in the code (their addresses are in it: they must live as long).
+    pub exits: Vec<Box<runtime::ExitSite>>,
 }
 
 impl<'a, 'b> Translator<'a, 'b> {
@@ -314,6 +319,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             exit: None,
             typed_exit: None,
             restart: None,
+            deopt_exit: None,
             inline_level: 0,
             call_checks_at_entry: settings.inline_depth > 0
                 && env.osr.is_none()
@@ -322,6 +328,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             inlined: 0,
             peeled: 0,
             inlined_callees: Vec::new(),
+            exits: Vec::new(),
         }
     }
 
@@ -339,6 +346,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             exit: std::mem::replace(&mut self.exit, frame.exit),
             typed_exit: std::mem::replace(&mut self.typed_exit, frame.typed_exit),
             restart: std::mem::replace(&mut self.restart, frame.restart),
+            deopt_exit: std::mem::replace(&mut self.deopt_exit, frame.deopt_exit),
         }
     }
 
@@ -500,9 +508,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             .collect();
         operands.sort_by_key(|o| o.0);
         operands.dedup();
-        let (spills, count) = self.spill_to_buffer(&operands, None);
-        let mut args = self.frame_at(pc);
-        args.extend([spills, count]);
+        let (spills, site) = self.exit_site(pc, &operands, None, runtime::REASON_SLOW_PATH);
+        let args = [self.ctx, self.regs, self.level, spills, site];
         let call = self.b.ins().call(self.helpers.step, &args);
         let next = self.b.inst_results(call)[0];
         let failed = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, next, 0);

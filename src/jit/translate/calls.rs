@@ -390,6 +390,7 @@ impl<'a> Translator<'a, '_> {
             exit: Some(cont),
             typed_exit,
             restart: peeled.then(|| args.to_vec()),
+            deopt_exit: None,
         };
         let outer = self.swap_frame(frame);
         self.inline_level += 1;

@@ -13,40 +13,84 @@ impl Translator<'_, '_> {
         self.store_boxed(r, tag, bits);
     }
 
-    /// Writes unboxed registers for a helper into the spill buffer, as `(reg << 8 | tag,
-    /// payload)` pairs: straight-line stores, where boxing them into the window inline
-    /// would need a branch and a call per register. The helper boxes them. Returns the
-    /// buffer's address and the count.
-    pub(super) fn spill_to_buffer(
+    /// Records an exit from the code at `pc` (a deopt with `reason`, or a step) that hands
+    /// over the unboxed registers `regs`, and `extra`, a register with its tag only known at
+    /// run time; fills the exit's spill buffer: the payloads, and the closures when they
+    /// are not constants (see `runtime::ExitSite`). Returns the buffer's and the site's
+    /// addresses.
+    pub(super) fn exit_site(
         &mut self,
+        pc: usize,
         regs: &[(Reg, Ty)],
         extra: Option<(Reg, ClValue, ClValue)>,
+        reason: i64,
     ) -> (ClValue, ClValue) {
         let slot = *self.spill_slot.get_or_insert_with(|| {
-            let bytes = (self.spill_capacity + 1) as u32 * 16;
+            let words = runtime::EXIT_HEADER + self.spill_capacity + 1;
             self.b.create_sized_stack_slot(StackSlotData::new(
                 StackSlotKind::ExplicitSlot,
-                bytes,
+                words as u32 * 8,
                 3,
             ))
         });
+        let buffer = self.b.ins().stack_addr(I64, slot, 0);
+        let word = |i: usize| (i * 8) as i32;
+        let mut heads = Vec::with_capacity(regs.len());
         for (i, &(r, ty)) in regs.iter().enumerate() {
             let v = self.get(r, ty);
-            let bits = self.payload_bits(ty, v);
-            let head = self.iconst((r as i64) << 8 | tag_of(ty));
-            self.b.ins().stack_store(I64, head, slot, i as i32 * 16);
-            self.b.ins().stack_store(I64, bits, slot, i as i32 * 16 + 8);
+            // A float's bits are stored as they are; a bool is widened to a whole word.
+            let v = if ty == Ty::Bool {
+                self.payload_bits(ty, v)
+            } else {
+                v
+            };
+            self.b
+                .ins()
+                .store(flags(), v, buffer, word(runtime::EXIT_HEADER + i));
+            heads.push((r as u64) << 8 | tag_of(ty) as u64);
         }
-        // A value of any type (a call's result): its tag is only known at run time.
-        if let Some((r, tag, payload)) = extra {
-            let at = regs.len() as i32 * 16;
-            let head = self.b.ins().bor_imm_u(tag, (r as i64) << 8);
-            self.b.ins().stack_store(I64, head, slot, at);
-            self.b.ins().stack_store(I64, payload, slot, at + 8);
+        if let Some((_, tag, payload)) = extra {
+            let at = runtime::EXIT_EXTRA_TAG;
+            self.b.ins().store(flags(), tag, buffer, word(at));
+            self.b.ins().store(flags(), payload, buffer, word(at + 1));
         }
-        let address = self.b.ins().stack_addr(I64, slot, 0);
-        let count = self.iconst((regs.len() + extra.is_some() as usize) as i64);
-        (address, count)
+        let closure_address = |t: &mut Self, v: ClValue, at: usize| match t.constant(v) {
+            Some(address) => address as usize,
+            None => {
+                t.b.ins().store(flags(), v, buffer, word(at));
+                0
+            }
+        };
+        let (closure, owner) = (self.closure, self.owner);
+        let closure = closure_address(self, closure, runtime::EXIT_CLOSURE);
+        let owner = closure_address(self, owner, runtime::EXIT_OWNER);
+        let site = Box::new(runtime::ExitSite {
+            closure,
+            owner,
+            pc: pc as u64,
+            argc: self.an.env.argc as u64,
+            reason,
+            heads: heads.into(),
+            extra: extra.map(|e| e.0),
+        });
+        let address = self.iconst(&*site as *const runtime::ExitSite as i64);
+        self.exits.push(site);
+        (buffer, address)
+    }
+
+    /// The value of `v` if it is an integer constant of the function.
+    fn constant(&self, v: ClValue) -> Option<i64> {
+        let dfg = &self.b.func.dfg;
+        match dfg.value_def(v) {
+            ValueDef::Result(inst, 0) => match dfg.insts[inst] {
+                InstructionData::UnaryImm {
+                    opcode: Opcode::Iconst,
+                    imm,
+                } => Some(imm.bits()),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// The live unboxed registers of `state` at `pc` (except `skip`).
@@ -82,13 +126,35 @@ impl Translator<'_, '_> {
         got: ClValue,
     ) {
         let live = self.live_unboxed(state, pc, extra.map(|e| e.0));
-        let (spills, count) = self.spill_to_buffer(&live, extra);
-        let mut args = self.frame_at(pc);
-        let reason_v = self.iconst(reason);
-        args.extend([reason_v, got, spills, count, self.owner]);
+        let (_, site) = self.exit_site(pc, &live, extra, reason);
+        let shared = self.shared_deopt();
+        self.b.ins().jump(shared, &[got.into(), site.into()]);
+    }
+
+    /// The activation's one call of `rt_resume` (made on first use), with the tag seen and
+    /// the exit site as block parameters: every deopt of the activation fills the spill
+    /// buffer and jumps here. A call per deopt was most of what the register allocator
+    /// worked on in a function with many guards (each clobbers every caller-saved
+    /// register and wants its arguments in fixed ones).
+    fn shared_deopt(&mut self) -> Block {
+        if let Some(block) = self.deopt_exit {
+            return block;
+        }
+        let block = self.b.create_block();
+        self.b.set_cold_block(block);
+        let got = self.b.append_block_param(block, I64);
+        let site = self.b.append_block_param(block, I64);
+        let here = self.b.current_block().expect("in a block");
+        self.b.switch_to_block(block);
+        let slot = self.spill_slot.expect("an exit site made the spill buffer");
+        let buffer = self.b.ins().stack_addr(I64, slot, 0);
+        let args = [self.ctx, self.regs, self.level, got, buffer, site];
         let call = self.b.ins().call(self.helpers.resume, &args);
         let r = self.b.inst_results(call).to_vec();
         self.leave(&r);
+        self.b.switch_to_block(here);
+        self.deopt_exit = Some(block);
+        block
     }
 
     /// A cold block that deoptimizes at `pc` (state before `pc`); returns the block.
@@ -132,14 +198,6 @@ impl Translator<'_, '_> {
 
     pub(super) fn state(&self, pc: usize) -> &[Ty] {
         self.an.types.states[pc].as_deref().expect("reachable")
-    }
-
-    /// The frame as the VM's helpers take it (`rt_resume`, `rt_step`): context, closure,
-    /// window, level, the pc to continue at and the number of arguments passed.
-    pub(super) fn frame_at(&mut self, pc: usize) -> Vec<ClValue> {
-        let pc_v = self.iconst(pc as i64);
-        let argc = self.iconst(self.an.env.argc as i64);
-        vec![self.ctx, self.closure, self.regs, self.level, pc_v, argc]
     }
 
     pub(super) fn return_error(&mut self) {
