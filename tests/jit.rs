@@ -367,6 +367,63 @@ println(halvings(1000.0))
     assert!(!ir.contains("= fcmp ge "), "{ir}");
 }
 
+/// The IR of one function of `tests/programs/NAME.ruchy`, up to its machine code.
+fn program_ir(name: &str, function: &str) -> String {
+    let program = std::fs::read_to_string(root().join(format!("tests/programs/{name}.ruchy")))
+        .expect("read the program");
+    let text = ir_of(&program, function, &[]);
+    text[..text.find("; machine code").expect("machine code")].to_string()
+}
+
+/// A short `if` body with no check is if-converted: its result is selected, not branched
+/// over. One whose overflow check stays keeps its branch (it could raise an error).
+#[test]
+fn short_if_bodies_become_selects() {
+    for function in [
+        "triples",
+        "counts",
+        "count_true",
+        "last_false",
+        "float_sums",
+    ] {
+        let ir = program_ir("jit_if_conversion", function);
+        assert!(ir.contains(" = select"), "{function}: {ir}");
+    }
+    let ir = program_ir("jit_if_conversion", "doubling");
+    assert!(!ir.contains(" = select"), "{ir}");
+    assert_eq!(ir.matches("smul_overflow").count(), 1, "{ir}");
+}
+
+/// A back edge tests the loop's condition itself (loop rotation): `trips` tests whether
+/// `i < n` fails twice, at the loop's entry (`n <= 0`, with `i` known to be 0) and at its
+/// back edge (`i >= n`), instead of jumping back to one test.
+#[test]
+fn a_loop_tests_its_condition_at_the_back_edge() {
+    let ir = program_ir("jit_loop_rotation", "trips");
+    let tests = ir
+        .lines()
+        .filter(|l| l.contains(" = icmp") && (l.contains(" sle ") || l.contains(" sge ")))
+        .count();
+    assert_eq!(tests, 2, "{ir}");
+}
+
+/// Every deopt of an activation goes through one call of `rt_resume` with six register
+/// arguments; what each exit hands over is described by its exit site, not passed.
+#[test]
+fn deopts_share_one_resume_call() {
+    let ir = program_ir("jit_if_conversion", "float_sums");
+    let resumes: Vec<&str> = ir.lines().filter(|l| l.contains("call fn1(")).collect();
+    assert_eq!(resumes.len(), 1, "{ir}");
+    let args = &resumes[0][resumes[0].find("call fn1(").expect("a call")..];
+    assert_eq!(
+        args[..args.find(')').expect("arguments")]
+            .matches(',')
+            .count(),
+        5,
+        "{ir}"
+    );
+}
+
 /// A range guard that fails deoptimizes at the loop's entry with its reason; the function
 /// is compiled again without range assumptions (its checks back), and results stay right.
 #[test]

@@ -36,6 +36,7 @@ mod arrays;
 mod calls;
 mod deopt;
 mod entry;
+mod layout;
 
 /// Helper functions as seen from the function being built.
 pub struct HelperRefs {
@@ -250,6 +251,8 @@ pub struct Translator<'a, 'b> {
     restart: Option<Vec<ClValue>>,
     /// The activation's one call of `rt_resume`, which its deopts jump to (`shared_deopt`).
     deopt_exit: Option<Block>,
+    /// Set by an if-converted branch (`convert_if`): where translation goes on.
+    continue_at: Option<usize>,
     /// Inlined self-calls around the activation being translated.
     inline_level: usize,
     /// The checks before an inlined self-call (epoch, depth) run once at the entry instead
@@ -320,6 +323,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             typed_exit: None,
             restart: None,
             deopt_exit: None,
+            continue_at: None,
             inline_level: 0,
             call_checks_at_entry: settings.inline_depth > 0
                 && env.osr.is_none()
@@ -536,7 +540,10 @@ impl<'a, 'b> Translator<'a, 'b> {
             }
         }
         let mut open = false;
-        for pc in 0..n {
+        let mut next = 0;
+        while next < n {
+            let pc = next;
+            next += 1;
             if self.an.types.states[pc].is_none() {
                 continue;
             }
@@ -551,6 +558,14 @@ impl<'a, 'b> Translator<'a, 'b> {
             if !open {
                 continue;
             }
+            // An if-converted branch continues after the instructions it translated.
+            let pc = match self.continue_at.take() {
+                Some(end) => {
+                    next = end;
+                    end - 1
+                }
+                None => pc,
+            };
             // Falling through to the next instruction: an edge like any other when the
             // next one starts a block, or when the types differ. (They can: a register's
             // type at `pc + 1` is the join of every type the inference ever gave it there,
@@ -733,6 +748,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             | JumpIfNotEq { a, b, target }
             | JumpIfNotNe { a, b, target } => {
                 let fails = self.compare(pc, &op, &plan, (a, t(a)), (Some(b), t(b)), 0, false);
+                if self.convert_if(pc, fails, true, target as usize) {
+                    return true;
+                }
                 // Jump when the comparison does not hold.
                 self.branch(fails, &out, pc, target as usize);
                 return false;
@@ -745,6 +763,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             | JumpIfNotNeI { a, imm, target } => {
                 let imm = imm as i64;
                 let fails = self.compare(pc, &op, &plan, (a, t(a)), (None, Ty::Int), imm, false);
+                if self.convert_if(pc, fails, true, target as usize) {
+                    return true;
+                }
                 self.branch(fails, &out, pc, target as usize);
                 return false;
             }
@@ -755,6 +776,9 @@ impl<'a, 'b> Translator<'a, 'b> {
             JumpIfFalse { cond, target } | JumpIfTrue { cond, target } => {
                 let truthy = self.truthy(cond, t(cond));
                 let jump_when_truthy = matches!(op, JumpIfTrue { .. });
+                if self.convert_if(pc, truthy, jump_when_truthy, target as usize) {
+                    return true;
+                }
                 self.branch_on(truthy, jump_when_truthy, &out, pc, target as usize);
                 return false;
             }
@@ -784,7 +808,14 @@ impl<'a, 'b> Translator<'a, 'b> {
                     let fail = self.cold_deopt(pc, runtime::REASON_STRESS, None);
                     self.stress(fail);
                 }
-                self.edge(&out, target as usize);
+                let header = target as usize;
+                if self.rotates(header, &out) {
+                    // The loop's test, translated again here: the back edge branches to
+                    // the body or out of the loop itself, where a jump back to the test
+                    // would be one more taken branch per iteration.
+                    return self.instruction(header);
+                }
+                self.edge(&out, header);
                 return false;
             }
             ArgGiven { .. } => {
