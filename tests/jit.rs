@@ -389,6 +389,11 @@ fn short_if_bodies_become_selects() {
         let ir = program_ir("jit_if_conversion", function);
         assert!(ir.contains(" = select"), "{function}: {ir}");
     }
+    let ir = program_ir("jit_if_conversion", "triples");
+    assert!(
+        ir.contains("1 branch turned into selects (if-conversion)"),
+        "{ir}"
+    );
     let ir = program_ir("jit_if_conversion", "doubling");
     assert!(!ir.contains(" = select"), "{ir}");
     assert_eq!(ir.matches("smul_overflow").count(), 1, "{ir}");
@@ -405,6 +410,10 @@ fn a_loop_tests_its_condition_at_the_back_edge() {
         .filter(|l| l.contains(" = icmp") && (l.contains(" sle ") || l.contains(" sge ")))
         .count();
     assert_eq!(tests, 2, "{ir}");
+    assert!(
+        ir.contains("; branch layout: loop test repeated at 1 back edge"),
+        "{ir}"
+    );
 }
 
 /// Every deopt of an activation goes through one call of `rt_resume` with six register

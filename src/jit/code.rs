@@ -44,6 +44,10 @@ pub struct CodeEntry {
     /// how many arrays were read so (`translate::arrays`).
     pub hoisted_array_accesses: usize,
     pub hoisted_arrays: usize,
+    /// Back edges that test their loop's condition themselves, and branches replaced by
+    /// selects (`translate::layout`).
+    pub rotated_loops: usize,
+    pub if_converted: usize,
     /// Closures and code-table slots the code has the addresses of: kept alive with it.
     pub(super) _keep: Kept,
 }
@@ -271,6 +275,14 @@ pub fn describe_code(proto: &Proto) -> String {
             out.push_str(&format!(
                 "; {accesses} in loops skip the array's checks: each loop's entry checks the \
                  array once ({arrays})\n"
+            ));
+        }
+        if e.rotated_loops + e.if_converted > 0 {
+            let rotated = count(e.rotated_loops, "back edge", "back edges");
+            let converted = count(e.if_converted, "branch", "branches");
+            out.push_str(&format!(
+                "; branch layout: loop test repeated at {rotated} (loop rotation), {converted} \
+                 turned into selects (if-conversion)\n"
             ));
         }
         match &e.ir {

@@ -277,6 +277,7 @@ impl Jit {
         let peeled;
         let inlined_callees;
         let exits;
+        let layout_counts;
         let range_counts;
         let array_counts;
         self.module.clear_context(&mut self.ctx);
@@ -344,6 +345,7 @@ impl Jit {
             inlined = t.inlined;
             peeled = t.peeled;
             array_counts = (t.hoisted_array_accesses, t.hoisted_arrays);
+            layout_counts = (t.rotated_loops, t.if_converted);
             inlined_callees = std::mem::take(&mut t.inlined_callees);
             exits = std::mem::take(&mut t.exits);
             t.finish(self.module.target_config());
@@ -428,6 +430,8 @@ impl Jit {
             guarded_loops: range_counts.1,
             hoisted_array_accesses: array_counts.0,
             hoisted_arrays: array_counts.1,
+            rotated_loops: layout_counts.0,
+            if_converted: layout_counts.1,
             _keep: code::Kept {
                 closures: keep_closures,
                 slots: keep_slots,

@@ -267,6 +267,10 @@ pub struct Translator<'a, 'b> {
     pub peeled: usize,
     /// Other callees inlined so far: (callee name, line of the call).
     pub inlined_callees: Vec<(String, u32)>,
+    /// Back edges translated with their loop's test, and branches if-converted, so far
+    /// (`layout`).
+    pub rotated_loops: usize,
+    pub if_converted: usize,
     /// Every exit to the VM in the code (their addresses are in it: they must live as long).
     pub exits: Vec<Box<runtime::ExitSite>>,
 }
@@ -332,6 +336,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             inlined: 0,
             peeled: 0,
             inlined_callees: Vec::new(),
+            rotated_loops: 0,
+            if_converted: 0,
             exits: Vec::new(),
         }
     }
@@ -810,6 +816,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                 }
                 let header = target as usize;
                 if self.rotates(header, &out) {
+                    self.rotated_loops += 1;
                     // The loop's test, translated again here: the back edge branches to
                     // the body or out of the loop itself, where a jump back to the test
                     // would be one more taken branch per iteration.

@@ -69,6 +69,7 @@ impl Translator<'_, '_> {
             self.set(r, ty, kept);
         }
         self.continue_at = Some(target);
+        self.if_converted += 1;
         true
     }
 
