@@ -567,6 +567,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             // An if-converted branch continues after the instructions it translated.
             let pc = match self.continue_at.take() {
                 Some(end) => {
+                    debug_assert!(end > pc, "if-conversion continues forward");
                     next = end;
                     end - 1
                 }
@@ -815,7 +816,7 @@ impl<'a, 'b> Translator<'a, 'b> {
                     self.stress(fail);
                 }
                 let header = target as usize;
-                if self.rotates(header, &out) {
+                if self.rotates(pc, header, &out) {
                     self.rotated_loops += 1;
                     // The loop's test, translated again here: the back edge branches to
                     // the body or out of the loop itself, where a jump back to the test

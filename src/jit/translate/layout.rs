@@ -9,12 +9,17 @@
 use super::*;
 
 impl Translator<'_, '_> {
-    /// Whether a back edge arriving with the types `out` translates its loop's test at
-    /// `header` itself (loop rotation): the test is a typed compare-and-branch and expects
-    /// exactly those types, so nothing needs boxing on the way.
-    pub(super) fn rotates(&self, header: usize, out: &[Ty]) -> bool {
+    /// Whether the back edge at `pc`, arriving with the types `out`, translates its loop's
+    /// test at `header` itself (loop rotation): the test is a typed compare-and-branch that
+    /// leaves the loop (it jumps past the back edge: a `loop` whose body starts with an `if`
+    /// has a branch there too, but one that stays inside), and it expects exactly those
+    /// types, so nothing needs boxing on the way.
+    pub(super) fn rotates(&self, pc: usize, header: usize, out: &[Ty]) -> bool {
         use Op::*;
         let op = self.an.env.proto.code[header];
+        if op.target().is_none_or(|exit| (exit as usize) <= pc) {
+            return false;
+        }
         let compare_and_branch = matches!(
             op,
             JumpIfFalse { .. }
