@@ -457,6 +457,29 @@ impl Op {
         op.target_field().map(|t| *t)
     }
 
+    /// Whether this is a two-way branch on a condition (`JMPIFNOT`, `JMPIF`, the fused
+    /// compare-and-branches): one that either jumps or falls through.
+    pub fn is_conditional_jump(&self) -> bool {
+        use Op::*;
+        matches!(
+            self,
+            JumpIfFalse { .. }
+                | JumpIfTrue { .. }
+                | JumpIfNotLt { .. }
+                | JumpIfNotLe { .. }
+                | JumpIfNotGt { .. }
+                | JumpIfNotGe { .. }
+                | JumpIfNotEq { .. }
+                | JumpIfNotNe { .. }
+                | JumpIfNotLtI { .. }
+                | JumpIfNotLeI { .. }
+                | JumpIfNotGtI { .. }
+                | JumpIfNotGeI { .. }
+                | JumpIfNotEqI { .. }
+                | JumpIfNotNeI { .. }
+        )
+    }
+
     /// Points a branching instruction at `to` (used when patching forward jumps).
     pub fn set_target(&mut self, to: u32) {
         let name = self.name();

@@ -15,29 +15,9 @@ impl Translator<'_, '_> {
     /// has a branch there too, but one that stays inside), and it expects exactly those
     /// types, so nothing needs boxing on the way.
     pub(super) fn rotates(&self, pc: usize, header: usize, out: &[Ty]) -> bool {
-        use Op::*;
         let op = self.an.env.proto.code[header];
-        if op.target().is_none_or(|exit| (exit as usize) <= pc) {
-            return false;
-        }
-        let compare_and_branch = matches!(
-            op,
-            JumpIfFalse { .. }
-                | JumpIfTrue { .. }
-                | JumpIfNotLt { .. }
-                | JumpIfNotLe { .. }
-                | JumpIfNotGt { .. }
-                | JumpIfNotGe { .. }
-                | JumpIfNotEq { .. }
-                | JumpIfNotNe { .. }
-                | JumpIfNotLtI { .. }
-                | JumpIfNotLeI { .. }
-                | JumpIfNotGtI { .. }
-                | JumpIfNotGeI { .. }
-                | JumpIfNotEqI { .. }
-                | JumpIfNotNeI { .. }
-        );
-        compare_and_branch
+        op.is_conditional_jump()
+            && op.target().is_some_and(|exit| exit as usize > pc)
             && self.an.types.states[header].as_deref() == Some(out)
             && self.an.env.decide(header, out).0 != Plan::Step
     }
@@ -91,18 +71,9 @@ impl Translator<'_, '_> {
         if target <= pc + 1 || target - pc - 1 > IF_CONVERT_MAX || target >= proto.code.len() {
             return None;
         }
-        let argc = self.an.env.argc;
         let inside = pc + 1..target;
-        for (from, op) in proto.code.iter().enumerate() {
-            for to in successors(op, from, argc) {
-                let fallthrough = to == from + 1 && (pc..target - 1).contains(&from);
-                if inside.contains(&to) && !fallthrough {
-                    return None;
-                }
-            }
-        }
         let mut written = Vec::new();
-        for q in inside {
+        for q in inside.clone() {
             let state = self.an.types.states[q].as_deref()?;
             let op = proto.code[q];
             let plan = self.an.env.decide(q, state).0;
@@ -129,6 +100,16 @@ impl Translator<'_, '_> {
                 return None;
             }
             written.extend(crate::bytecode::dataflow::defs(&op, proto));
+        }
+        // Last, as it reads the whole function: no other jump may land among them.
+        let argc = self.an.env.argc;
+        for (from, op) in proto.code.iter().enumerate() {
+            for to in successors(op, from, argc) {
+                let fallthrough = to == from + 1 && (pc..target - 1).contains(&from);
+                if inside.contains(&to) && !fallthrough {
+                    return None;
+                }
+            }
         }
         let at_target = self.an.types.states[target].as_deref()?;
         if !self.agrees(target, &self.out_state(pc))
