@@ -113,6 +113,9 @@ pub struct Session {
     pub compile_time: Duration,
     /// The JIT (one module for the whole session), for the tiers that compile.
     pub jit: Option<Jit>,
+    /// The VM's register stack, kept across inputs: a VM is made per input, and the stack's
+    /// initialized part (with its register window, see `vm::REG_WINDOW`) is reused.
+    vm_stack: Vec<Value>,
     out: Box<dyn Write>,
 }
 
@@ -146,6 +149,7 @@ impl Session {
             timing: options.timing,
             run_time: Duration::ZERO,
             compile_time: Duration::ZERO,
+            vm_stack: crate::vm::new_stack(),
             out,
         })
     }
@@ -193,7 +197,12 @@ impl Session {
                     }
                 }
                 let started = Instant::now();
-                let mut vm = Vm::new(&mut self.globals, &mut *self.out, &self.limits);
+                let mut vm = Vm::new(
+                    &mut self.globals,
+                    &mut *self.out,
+                    &self.limits,
+                    &mut self.vm_stack,
+                );
                 vm.set_counting(self.counters);
                 vm.set_timing(self.timing);
                 if let Some(jit) = &mut self.jit {
@@ -239,7 +248,12 @@ impl Session {
             }
             _ => {
                 let started = Instant::now();
-                let mut vm = Vm::new(&mut self.globals, &mut *self.out, &self.limits);
+                let mut vm = Vm::new(
+                    &mut self.globals,
+                    &mut *self.out,
+                    &self.limits,
+                    &mut self.vm_stack,
+                );
                 vm.set_counting(self.counters);
                 vm.set_timing(self.timing);
                 if let Some(jit) = &mut self.jit {

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
 
-use super::{proto_of, Frame, Vm, STACK_CAPACITY, VALUE_BYTES};
+use super::{proto_of, Frame, Vm, REG_WINDOW, VALUE_BYTES};
 use crate::bytecode::proto::Proto;
 use crate::error::{Error, ErrorKind};
 use crate::function::{Closure, Code};
@@ -13,17 +13,22 @@ use crate::globals::Globals;
 use crate::jit::runtime::JitCtx;
 use crate::jit::Jit;
 use crate::limits::Limits;
-use crate::value::Value;
+use crate::value::{clear, Value};
 
 impl<'a> Vm<'a> {
-    pub fn new(globals: &'a mut Globals, out: &'a mut dyn Write, limits: &'a Limits) -> Self {
+    /// A VM on `stack` (made by `vm::new_stack`; nil past what earlier VMs on it used).
+    pub fn new(
+        globals: &'a mut Globals,
+        out: &'a mut dyn Write,
+        limits: &'a Limits,
+        stack: &'a mut Vec<Value>,
+    ) -> Self {
         Vm {
             globals,
             out,
             limits,
-            // Reserved once and never reallocated: compiled code holds raw pointers into it
-            // (see `grow_stack`). Only the pages really used are committed.
-            stack: Vec::with_capacity(STACK_CAPACITY),
+            stack,
+            used_end: 0,
             frames: Vec::new(),
             depth: 0,
             cells: Vec::new(),
@@ -46,22 +51,29 @@ impl<'a> Vm<'a> {
         self.jit = Some(jit);
     }
 
-    /// Makes the register stack at least `needed` values long. It never grows past its
-    /// reserved capacity, so it never moves: a deeper program gets the recursion error.
+    /// Makes the used part of the register stack at least `needed` values long, with
+    /// `REG_WINDOW` initialized values after it. It never grows past its reserved capacity,
+    /// so it never moves: a deeper program gets the recursion error.
     pub(crate) fn grow_stack(&mut self, needed: usize) -> Result<(), ErrorKind> {
-        if needed > self.stack.capacity() {
+        if needed <= self.used_end {
+            return Ok(());
+        }
+        let initialized = needed + REG_WINDOW;
+        if initialized > self.stack.capacity() {
             return Err(ErrorKind::RecursionLimit);
         }
-        if needed > self.stack.len() {
-            self.stack.resize(needed, Value::Nil);
-            self.sync_stack_end();
+        if initialized > self.stack.len() {
+            self.stack.resize(initialized, Value::Nil);
         }
+        self.used_end = needed;
+        self.sync_stack_end();
         Ok(())
     }
 
-    /// Tells compiled code where the initialized part of the register stack ends.
+    /// Tells compiled code where the used part of the register stack ends: a window past
+    /// it is made by `grow_stack` (compiled code calls the VM for that).
     pub(crate) fn sync_stack_end(&mut self) {
-        self.jit_ctx.stack_end = self.stack.as_ptr() as usize + self.stack.len() * VALUE_BYTES;
+        self.jit_ctx.stack_end = self.stack.as_ptr() as usize + self.used_end * VALUE_BYTES;
     }
 
     /// Runs one frame of `closure` whose registers start at `base` (a frame compiled code
@@ -231,7 +243,7 @@ impl<'a> Vm<'a> {
                 span,
             ));
         }
-        let base = self.stack.len() + 1;
+        let base = self.used_end + 1;
         self.grow_stack(base + proto.num_regs as usize)
             .map_err(|k| Error::new(k, span))?;
         for (slot, arg) in self.stack[base..].iter_mut().zip(args) {
@@ -263,7 +275,12 @@ impl<'a> Vm<'a> {
         if result.is_err() {
             self.unwind(entry_depth, entry_cells);
         }
-        self.stack.truncate(base - 1);
+        // Release what this entry's frames left in their registers (after an error, or
+        // in frames that never clear theirs): the stack past `used_end` stays nil.
+        self.stack[base - 1..self.used_end]
+            .iter_mut()
+            .for_each(clear);
+        self.used_end = base - 1;
         self.sync_stack_end();
         result
     }
