@@ -135,8 +135,14 @@ fn ruchydbg_ir_shows_the_compiled_code() {
     let text = ir_of(&(fib + "println(fib(15))\n"), "fib", &[]);
     assert!(text.starts_with("; fib(int) compiled in "), "{text}");
     assert!(text.contains("returns int"), "{text}");
-    // The checked arithmetic and the direct self-call are in the IR.
-    assert!(text.contains("ssub_overflow"), "{text}");
+    // The checked addition and the direct self-call are in the IR; `n - 1` and `n - 2`
+    // lost their checks, since `n < 2` returned before them.
+    assert!(text.contains("sadd_overflow"), "{text}");
+    assert!(!text.contains("ssub_overflow"), "{text}");
+    assert!(
+        text.contains("; 2 overflow checks outside loops removed: the branch tests before them prove they cannot overflow"),
+        "{text}"
+    );
     assert!(text.contains("colocated"), "{text}");
     assert!(text.contains("; machine code of fib(int):"), "{text}");
 }
@@ -159,10 +165,11 @@ fn ruchydbg_ir_of_a_function_never_called() {
 }
 
 /// Tier 2 unrolls self-recursion: fib's body appears seven times in its IR (itself, two
-/// inlined calls, and two inlined in each of those), with two checked subtractions each;
-/// only the innermost calls remain real calls, and those are peeled: the callee's start
-/// (the base-case test and `n - 1`) is translated inline, and the real call is made from
-/// there, only when the base case does not apply.
+/// inlined calls, and two inlined in each of those), with one checked addition each (its
+/// subtractions need no check: `n < 2` returned before them); only the innermost calls
+/// remain real calls, and those are peeled: the callee's start (the base-case test and
+/// `n - 1`) is translated inline, and the real call is made from there, only when the base
+/// case does not apply.
 #[test]
 fn tier2_ir_shows_the_inlined_self_calls() {
     let text = fib_at_tier2();
@@ -174,8 +181,9 @@ fn tier2_ir_shows_the_inlined_self_calls() {
         "{text}"
     );
     let ir = &text[..text.find("; machine code").expect("machine code")];
-    // 7 full bodies with two subtractions, 8 peeled starts with one.
-    assert_eq!(ir.matches("ssub_overflow").count(), 7 * 2 + 8, "{ir}");
+    // 7 full bodies with one checked addition; no subtraction is checked.
+    assert_eq!(ir.matches("sadd_overflow").count(), 7, "{ir}");
+    assert_eq!(ir.matches("ssub_overflow").count(), 0, "{ir}");
     // The eight peeled activations make their real calls.
     let direct: Vec<&str> = ir
         .lines()
@@ -302,6 +310,37 @@ println(triples(30))
     assert_eq!(ir.matches("sadd_overflow").count(), 0, "{ir}");
     // Each guard is one unsigned comparison per value: v + 2^30 <= 2^31.
     assert!(ir.matches("icmp ugt").count() >= 3, "{ir}");
+}
+
+/// Branch tests bound the registers they compare on the edge that is the only way into
+/// what follows: a check goes where the edge proves it, and stays after a join or once
+/// the register is written again (tests/programs/jit_branch_ranges.ruchy runs these at
+/// the ends of i64).
+#[test]
+fn branch_tests_remove_the_overflow_checks_they_prove() {
+    let program = std::fs::read_to_string(root().join("tests/programs/jit_branch_ranges.ruchy"))
+        .expect("program");
+    // (function, checks removed, checked operations left)
+    for (function, removed, left) in [
+        ("below", 2, 2),
+        ("joined", 2, 1),
+        ("strict", 1, 0),
+        ("pinned", 1, 0),
+        ("reassigned", 0, 1),
+    ] {
+        let text = ir_of(&program, function, &[]);
+        let ir = &text[..text.find("; machine code").expect("machine code")];
+        let line = match removed {
+            0 => None,
+            1 => Some("; 1 overflow check outside loops removed".to_string()),
+            n => Some(format!("; {n} overflow checks outside loops removed")),
+        };
+        match line {
+            Some(line) => assert!(ir.contains(&line), "{function}: {ir}"),
+            None => assert!(!ir.contains("removed"), "{function}: {ir}"),
+        }
+        assert_eq!(ir.matches("_overflow").count(), left, "{function}: {ir}");
+    }
 }
 
 /// An accumulator: in the `loop` benchmark's body, `i * i % 7` lies within ±6 and the loop

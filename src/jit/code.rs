@@ -40,6 +40,8 @@ pub struct CodeEntry {
     /// entries that guard the proofs' assumptions (`jit::range`).
     pub checks_removed: usize,
     pub guarded_loops: usize,
+    /// How many of `checks_removed` lie outside loops (branch tests proved them).
+    pub checks_removed_outside_loops: usize,
     /// Array accesses in loops that use the buffer and length their loop's entry read, and
     /// how many arrays were read so (`translate::arrays`).
     pub hoisted_array_accesses: usize,
@@ -261,12 +263,27 @@ pub fn describe_code(proto: &Proto) -> String {
                 super::inlined_text(&e.inlined_callees)
             ));
         }
-        if e.checks_removed > 0 {
+        let outside = e.checks_removed_outside_loops;
+        let in_loops = e.checks_removed - outside;
+        if in_loops > 0 && e.guarded_loops == 0 {
+            let checks = count(in_loops, "overflow check", "overflow checks");
+            out.push_str(&format!(
+                "; {checks} in loops removed: the branch tests before them prove they cannot \
+                 overflow\n"
+            ));
+        } else if in_loops > 0 {
             let entries = count(e.guarded_loops, "loop entry", "loop entries");
-            let checks = count(e.checks_removed, "overflow check", "overflow checks");
+            let checks = count(in_loops, "overflow check", "overflow checks");
             out.push_str(&format!(
                 "; {checks} removed: loop bounds prove them unnecessary, given the range \
                  guards at {entries}\n"
+            ));
+        }
+        if outside > 0 {
+            let checks = count(outside, "overflow check", "overflow checks");
+            out.push_str(&format!(
+                "; {checks} outside loops removed: the branch tests before them prove they \
+                 cannot overflow\n"
             ));
         }
         if e.hoisted_array_accesses > 0 {

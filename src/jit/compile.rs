@@ -335,7 +335,11 @@ impl Jit {
             }
             analyses[0].calls = calls;
             let ranges = &analyses[0].ranges;
-            range_counts = (ranges.unchecked.len(), ranges.guards.len());
+            range_counts = (
+                ranges.unchecked.len(),
+                ranges.guards.len(),
+                ranges.outside_loops,
+            );
             let mut t = Translator::new(b, &analyses, helpers, &settings);
             match osr_header {
                 Some(header) => t.entry_osr(header),
@@ -428,6 +432,7 @@ impl Jit {
             inlined_callees,
             checks_removed: range_counts.0,
             guarded_loops: range_counts.1,
+            checks_removed_outside_loops: range_counts.2,
             hoisted_array_accesses: array_counts.0,
             hoisted_arrays: array_counts.1,
             rotated_loops: layout_counts.0,

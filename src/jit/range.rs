@@ -33,7 +33,11 @@
 //!   once per iteration). The guard checks `s` at the entry, like the others;
 //! - facts of enclosing loops about registers `L` does not write;
 //! - within a straight run of instructions, the intervals of values computed from those
-//!   (temporaries, constants, copies).
+//!   (temporaries, constants, copies);
+//! - after a compare-and-branch on ints, what the branch taken says about its operands, in
+//!   the run of instructions that only that edge reaches: past `if n < 2 { return n }`,
+//!   `n >= 2`, so `n - 1` and `n - 2` cannot overflow. These facts are exact (no guard),
+//!   and they also hold outside loops: fib's and tak's subtractions lose their checks.
 //!
 //! An `Add`, `Sub` or `Mul` of ints whose operands' intervals keep the exact result
 //! within `i64` needs no check. A remainder by a constant `k` lies within `±(|k| - 1)`,
@@ -75,6 +79,8 @@ pub struct LoopGuard {
 pub struct Ranges {
     /// Arithmetic instructions (by pc) that cannot overflow.
     pub unchecked: HashSet<usize>,
+    /// How many of them lie outside every loop (proven by branch tests and constants).
+    pub outside_loops: usize,
     /// Loops with range guards, outermost first.
     pub guards: Vec<LoopGuard>,
 }
@@ -128,6 +134,9 @@ type Needs = Vec<(usize, Check)>;
 /// A known interval during the scan, with the checks it rests on.
 type Known = (Interval, Needs);
 
+/// What holds on one edge of a branch: registers and the intervals they lie in.
+type EdgeFacts = Vec<(Reg, Interval)>;
+
 /// A register a loop adds to (see `accumulators`): what one iteration can add to it, and
 /// the checks that rests on.
 struct Accumulator {
@@ -143,13 +152,17 @@ struct LoopInfo {
     parent: Option<usize>,
 }
 
-/// Finds the arithmetic that loop bounds prove cannot overflow, and the guards each loop
-/// entry needs for that. For an OSR entry (`env.osr`), which skips the entries of the
-/// loops around its header, those loops' guarded registers must be ints there too.
+/// Finds the arithmetic that loop bounds and branch tests prove cannot overflow, and the
+/// guards each loop entry needs for that. For an OSR entry (`env.osr`), which skips the
+/// entries of the loops around its header, those loops' guarded registers must be ints
+/// there too. Without `env.range_guards` (a guard failed before), loops assume nothing,
+/// and only exact facts (branch tests, constants) remove checks.
 pub fn analyze(env: &Env, types: &Types) -> Ranges {
     let code = &env.proto.code;
-    let loops = find_loops(code);
+    let all_loops = find_loops(code);
+    let loops: &[LoopInfo] = if env.range_guards { &all_loops } else { &[] };
     let leaders = leaders(code, env.argc);
+    let edges = edge_facts(env, types);
     let osr_header = env.osr.as_ref().map(|o| o.0);
     let int_at = |pc: usize, r: Reg| {
         types.states[pc]
@@ -183,7 +196,7 @@ pub fn analyze(env: &Env, types: &Types) -> Ranges {
         }
         // The checks that bound the loop's iterations (to `2 * BOUND + 1`), if they are.
         let mut trips: Option<Needs> = None;
-        if let Some(iv) = induction(env.proto, &loops, index, &written) {
+        if let Some(iv) = induction(env.proto, loops, index, &written) {
             // The checks the fact rests on: the variable's start, the bound (unless a
             // small constant) and the step (unless a positive constant).
             let mut needs = vec![(index, check(iv.reg, -BOUND, BOUND))];
@@ -230,7 +243,7 @@ pub fn analyze(env: &Env, types: &Types) -> Ranges {
                 mine.insert(var, Fact { range, needs });
             }
         }
-        let own_pcs = own_instructions(&loops, index);
+        let own_pcs = own_instructions(loops, index);
         for &pc in &own_pcs {
             for r in operands(&code[pc]) {
                 if !written.contains(&r) && !mine.contains_key(&r) && guardable(r) {
@@ -252,8 +265,8 @@ pub fn analyze(env: &Env, types: &Types) -> Ranges {
         if let Some(trip_needs) = trips {
             // What each write of an accumulator adds is known from the other facts: a
             // first scan finds it.
-            let addends = scan(env, types, &own_pcs, &leaders, &mine, |_, _| {});
-            for acc in accumulators(env.proto, &loops, index, &addends) {
+            let addends = scan(env, types, &own_pcs, &leaders, &mine, &edges, |_, _| {});
+            for acc in accumulators(env.proto, loops, index, &addends) {
                 if mine.contains_key(&acc.reg) || !guardable(acc.reg) {
                     continue;
                 }
@@ -270,14 +283,40 @@ pub fn analyze(env: &Env, types: &Types) -> Ranges {
                 }
             }
         }
-        scan(env, types, &own_pcs, &leaders, &mine, |pc, needs| {
-            unchecked.insert(pc);
-            for (owner, c) in needs {
-                used[*owner].insert(*c);
-            }
-        });
+        scan(
+            env,
+            types,
+            &own_pcs,
+            &leaders,
+            &mine,
+            &edges,
+            |pc, needs| {
+                unchecked.insert(pc);
+                for (owner, c) in needs {
+                    used[*owner].insert(*c);
+                }
+            },
+        );
         facts.push(mine);
     }
+    // The code outside every loop: only exact facts hold there.
+    let outside: Vec<usize> = (0..code.len())
+        .filter(|pc| !all_loops.iter().any(|l| (l.header..=l.back).contains(pc)))
+        .collect();
+    let mut outside_loops = 0;
+    let no_facts = HashMap::new();
+    scan(
+        env,
+        types,
+        &outside,
+        &leaders,
+        &no_facts,
+        &edges,
+        |pc, _| {
+            outside_loops += 1;
+            unchecked.insert(pc);
+        },
+    );
     let guards = loops
         .iter()
         .zip(used)
@@ -289,16 +328,99 @@ pub fn analyze(env: &Env, types: &Types) -> Ranges {
             checks: checks.into_iter().collect(),
         })
         .collect();
-    Ranges { unchecked, guards }
+    Ranges {
+        unchecked,
+        outside_loops,
+        guards,
+    }
+}
+
+/// What a branch says about its int operands on an edge that is the only way into its
+/// successor: by pc, the intervals registers lie in when execution arrives there. A
+/// compare with an immediate bounds its register on both edges (`n < 2` taken: `n <= 1`;
+/// not taken: `n >= 2`); a strict compare of two registers keeps each one unit from the
+/// end of `i64` (`y < x`: `x > i64::MIN`, so `x - 1` cannot overflow).
+fn edge_facts(env: &Env, types: &Types) -> HashMap<usize, EdgeFacts> {
+    use Op::*;
+    let code = &env.proto.code;
+    let mut ways_in = vec![0usize; code.len() + 1];
+    for (pc, op) in code.iter().enumerate() {
+        for s in successors(op, pc, env.argc) {
+            ways_in[s] += 1;
+        }
+    }
+    let (min, max) = (i64::MIN as i128, i64::MAX as i128);
+    let at_most = |hi: i128| Interval { lo: min, hi };
+    let at_least = |lo: i128| Interval { lo, hi: max };
+    let mut facts: HashMap<usize, EdgeFacts> = HashMap::new();
+    for (pc, op) in code.iter().enumerate() {
+        let Some(state) = types.states[pc].as_deref() else {
+            continue;
+        };
+        let int = |r: Reg| state[r as usize] == Ty::Int;
+        // (register, interval) pairs when the test holds (falls through), and when not.
+        let (holds, fails): (EdgeFacts, EdgeFacts) = match *op {
+            JumpIfNotLtI { a, imm, .. } if int(a) => {
+                let k = imm as i128;
+                (vec![(a, at_most(k - 1))], vec![(a, at_least(k))])
+            }
+            JumpIfNotLeI { a, imm, .. } if int(a) => {
+                let k = imm as i128;
+                (vec![(a, at_most(k))], vec![(a, at_least(k + 1))])
+            }
+            JumpIfNotGtI { a, imm, .. } if int(a) => {
+                let k = imm as i128;
+                (vec![(a, at_least(k + 1))], vec![(a, at_most(k))])
+            }
+            JumpIfNotGeI { a, imm, .. } if int(a) => {
+                let k = imm as i128;
+                (vec![(a, at_least(k))], vec![(a, at_most(k - 1))])
+            }
+            JumpIfNotEqI { a, imm, .. } if int(a) => {
+                let k = imm as i128;
+                (vec![(a, Interval { lo: k, hi: k })], vec![])
+            }
+            JumpIfNotNeI { a, imm, .. } if int(a) => {
+                let k = imm as i128;
+                (vec![], vec![(a, Interval { lo: k, hi: k })])
+            }
+            // a < b: a is below some int, b above one.
+            JumpIfNotLt { a, b, .. } if int(a) && int(b) => {
+                (vec![(a, at_most(max - 1)), (b, at_least(min + 1))], vec![])
+            }
+            JumpIfNotGe { a, b, .. } if int(a) && int(b) => {
+                (vec![], vec![(a, at_most(max - 1)), (b, at_least(min + 1))])
+            }
+            // a > b.
+            JumpIfNotGt { a, b, .. } if int(a) && int(b) => {
+                (vec![(a, at_least(min + 1)), (b, at_most(max - 1))], vec![])
+            }
+            JumpIfNotLe { a, b, .. } if int(a) && int(b) => {
+                (vec![], vec![(a, at_least(min + 1)), (b, at_most(max - 1))])
+            }
+            _ => continue,
+        };
+        let target = op.target().expect("a compare-and-branch has a target") as usize;
+        if target == pc + 1 {
+            continue;
+        }
+        for (to, known) in [(pc + 1, holds), (target, fails)] {
+            if ways_in[to] == 1 && !known.is_empty() {
+                facts.entry(to).or_default().extend(known);
+            }
+        }
+    }
+    facts
 }
 
 fn check(reg: Reg, lo: i64, hi: i64) -> Check {
     Check { reg, lo, hi }
 }
 
-/// Walks a loop's own instructions in order, keeping the intervals of the registers
-/// computed since the last join point; calls `proven` for each arithmetic instruction
-/// that cannot overflow, with the checks its proof needs. Returns what was known of the
+/// Walks a loop's own instructions (or those outside every loop) in order, keeping the
+/// intervals of the registers computed since the last join point, and what the branch
+/// into each run says (`edges`); calls `proven` for each arithmetic instruction that
+/// cannot overflow, with the checks its proof needs. Returns what was known of the
 /// operands of each int `+` and `-` (by pc; left, right).
 fn scan(
     env: &Env,
@@ -306,6 +428,7 @@ fn scan(
     pcs: &[usize],
     leaders: &HashSet<usize>,
     facts: &HashMap<Reg, Fact>,
+    edges: &HashMap<usize, EdgeFacts>,
     mut proven: impl FnMut(usize, &[(usize, Check)]),
 ) -> HashMap<usize, [Option<Known>; 2]> {
     use Op::*;
@@ -333,6 +456,22 @@ fn scan(
                 .cloned()
                 .or_else(|| facts.get(&r).map(|f| (f.range, f.needs.clone())))
         };
+        // The edge into this instruction narrows what is known (with the checks that
+        // already rest on it, if any).
+        for &(r, edge) in edges.get(&pc).map_or(&[][..], |v| &v[..]) {
+            let narrowed = match lookup(&known, r) {
+                Some((x, needs)) => (
+                    Interval {
+                        lo: x.lo.max(edge.lo),
+                        hi: x.hi.min(edge.hi),
+                    },
+                    needs,
+                ),
+                None if state[r as usize] == Ty::Int => (edge, Vec::new()),
+                None => continue,
+            };
+            known.insert(r, narrowed);
+        }
         let op = code[pc];
         // What follows an instruction that never falls through is reached by jumps only
         // (a leader) or not at all: nothing computed here is known there.
@@ -374,6 +513,15 @@ fn scan(
                 let v = value as i128;
                 known.insert(dst, (Interval { lo: v, hi: v }, Vec::new()));
             }
+            (_, LoadConst { dst, k }) => match env.proto.const_values[k as usize] {
+                crate::value::Value::Int(v) => {
+                    let v = v as i128;
+                    known.insert(dst, (Interval { lo: v, hi: v }, Vec::new()));
+                }
+                _ => {
+                    known.remove(&dst);
+                }
+            },
             (_, Move { dst, src }) => match lookup(&known, src) {
                 Some(k) => {
                     known.insert(dst, k);

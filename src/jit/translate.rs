@@ -109,11 +109,7 @@ impl<'a> Analysis<'a> {
                 }
             }
         }
-        let ranges = if env.range_guards {
-            range::analyze(&env, &types)
-        } else {
-            Ranges::default()
-        };
+        let ranges = range::analyze(&env, &types);
         Analysis {
             env,
             types,
