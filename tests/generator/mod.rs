@@ -565,13 +565,27 @@ impl Generator {
         let k = self.name("k");
         let v = self.name("v");
         self.line(&format!("var {k} = 0"));
+        // Now and then the body starts with a short `if` that only copies a value: the
+        // shape whose branch the JIT turns into a select, at a `loop` head (which once
+        // made loop rotation hang the compiler).
+        let head_if = self.rng.chance(25).then(|| self.name("t"));
+        if let Some(t) = &head_if {
+            self.line(&format!("var {t} = 0"));
+        }
         self.open(&format!("let {v} = loop"));
+        if let Some(t) = &head_if {
+            let cond = self.expr(Ty::Bool, 1);
+            self.line(&format!("if {cond} {{ {t} = {k} }}"));
+        }
         self.line(&format!("{k} += 1"));
         let value = self.expr(Ty::Num, 1);
         self.line(&format!("if {k} > {trips} {{ break {value} }}"));
         let n = 1 + self.rng.below(3);
         self.in_loop(trips, None, true, n);
         self.close();
+        if let Some(t) = head_if {
+            self.line(&format!("println({t})"));
+        }
         self.declare(&k, Ty::Int, false);
         self.declare(&v, Ty::Num, true);
     }
