@@ -64,7 +64,9 @@ fn compares_with(ir: &str, cc: &str, k: i64) -> Vec<usize> {
     let decimal = format!(" = {k}");
     ir.lines()
         .enumerate()
-        .filter(|(_, l)| l.contains(&format!("= icmp {cc} ")))
+        .filter(|(_, l)| {
+            l.contains(&format!("= icmp {cc} ")) || l.contains(&format!("= icmp.i64 {cc} "))
+        })
         .filter(|(_, l)| l.replace('_', "").ends_with(&hex) || l.ends_with(&decimal))
         .map(|(i, _)| i)
         .collect()
@@ -164,53 +166,139 @@ fn ruchydbg_ir_of_a_function_never_called() {
     );
 }
 
-/// Tier 2 unrolls self-recursion: fib's body appears seven times in its IR (itself, two
-/// inlined calls, and two inlined in each of those), with one checked addition each (its
-/// subtractions need no check: `n < 2` returned before them); only the innermost calls
-/// remain real calls, and those are peeled: the callee's start (the base-case test and
-/// `n - 1`) is translated inline, and the real call is made from there, only when the base
-/// case does not apply.
-#[test]
-fn tier2_ir_shows_the_inlined_self_calls() {
-    let text = fib_at_tier2();
-    assert!(
-        text.starts_with(
-            "; fib(int) at tier 2 (self-recursion unrolled 2 levels deep: 6 self-calls inlined, \
-             8 more peeled (base case tested inline)) compiled in"
-        ),
-        "{text}"
-    );
-    let ir = &text[..text.find("; machine code").expect("machine code")];
-    // 7 full bodies with one checked addition; no subtraction is checked.
-    assert_eq!(ir.matches("sadd_overflow").count(), 7, "{ir}");
-    assert_eq!(ir.matches("ssub_overflow").count(), 0, "{ir}");
-    // The eight peeled activations make their real calls.
+/// A constant as Cranelift's IR text writes it in hex: eight digits in groups of four.
+fn cranelift_hex(k: i64) -> String {
+    let digits = format!("{k:08x}");
+    format!("0x{}_{}", &digits[..4], &digits[4..])
+}
+
+/// The IR's direct calls of functions declared `colocated` (the function itself), each
+/// with whether it is in a cold block.
+fn direct_calls(ir: &str) -> Vec<bool> {
     let direct: Vec<&str> = ir
         .lines()
         .filter(|l| l.contains("= colocated"))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    let calls: usize = direct
-        .iter()
-        .map(|f| ir.matches(&format!("call {f}(")).count())
-        .sum();
-    assert_eq!(calls, 8, "{ir}");
+    let mut cold = false;
+    let mut calls = Vec::new();
+    for line in ir.lines() {
+        if line.starts_with("block") {
+            cold = line.contains(" cold");
+        }
+        if direct.iter().any(|f| line.contains(&format!("call {f}("))) {
+            calls.push(cold);
+        }
+    }
+    calls
 }
 
-/// fib calls nothing but itself and changes no binding, so nothing between its entry and
-/// an inlined self-call can redefine it: the entry checks the epoch and the depth limit
-/// once for every inlined level (`max_depth - 1`, the deepest inlined call being made one
-/// level down), and only the real calls check the depth themselves.
+/// Tier 2 turns fib's second call into a loop with a running sum (`fib(n - 2)` becomes
+/// `n = n - 2` and a jump back to the start), and unrolls the first three levels deep,
+/// each level a loop of its own; the innermost activation's call is peeled. The sums are
+/// checked by sign (no `sadd_overflow`), fib's subtractions need no check, each back
+/// edge polls the interrupt flag, and the only real call on the hot path is the peeled
+/// one: each level also has a cold real call, for when an interrupt is pending.
 #[test]
-fn tier2_checks_its_inlined_calls_once_at_the_entry() {
+fn tier2_turns_fibs_second_call_into_a_loop() {
+    let text = fib_at_tier2();
+    assert!(
+        text.starts_with(
+            "; fib(int) at tier 2 (self-recursion unrolled 3 levels deep: 3 self-calls inlined, \
+             1 more peeled (base case tested inline)) compiled in"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "; accumulator: the self-call at line 7 is a loop with a running sum (4 back \
+             edges), its depth bounded by parameter 1 (calls only while it is >= 2, each with \
+             it smaller), checked once at the entry\n"
+        ),
+        "{text}"
+    );
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    assert_eq!(ir.matches("sadd_overflow").count(), 0, "{ir}");
+    assert_eq!(ir.matches("ssub_overflow").count(), 0, "{ir}");
+    assert_eq!(ir.matches("atomic_load").count(), 4, "{ir}");
+    let calls = direct_calls(ir);
+    assert_eq!(calls.len(), 5, "{ir}");
+    assert_eq!(calls.iter().filter(|cold| !**cold).count(), 1, "{ir}");
+}
+
+/// A self-recursion that is no sum (a difference here) is unrolled as a tree: its body
+/// appears seven times in its IR (itself, two inlined calls, and two inlined in each of
+/// those), with one checked subtraction each; only the innermost calls remain real calls,
+/// and those are peeled: the callee's start (the base-case test and `n - 1`) is
+/// translated inline, and the real call is made from there, only when the base case does
+/// not apply.
+#[test]
+fn tier2_unrolls_other_self_recursion_as_a_tree() {
+    let program = "fun diff(n) {\n    if n < 2 {\n        return n\n    }\n    \
+                   return diff(n - 1) - diff(n - 2)\n}\nprintln(diff(15))\n";
+    let text = ir_of(program, "diff", &["--tier2-threshold", "0"]);
+    assert!(
+        text.starts_with(
+            "; diff(int) at tier 2 (self-recursion unrolled 2 levels deep: 6 self-calls \
+             inlined, 8 more peeled (base case tested inline)) compiled in"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("; accumulator"), "{text}");
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    // 7 full bodies with one checked subtraction; `n - 1` and `n - 2` need no check.
+    assert_eq!(ir.matches("ssub_overflow").count(), 7, "{ir}");
+    // The eight peeled activations make their real calls.
+    assert_eq!(direct_calls(ir).len(), 8, "{ir}");
+}
+
+/// fib's depth is bounded by its parameter (every call passes a smaller `n`, and only
+/// past `n >= 2`), so its entry checks once that `n` is far enough from the depth limit,
+/// and nothing below compares a level with the limit: not the loops, not the inlined
+/// calls, not the real ones.
+#[test]
+fn tier2_checks_a_bounded_recursion_once_at_the_entry() {
     let text = fib_at_tier2();
     let ir = &text[..text.find("; machine code").expect("machine code")];
     let max_depth = ruchy_jit::limits::DEFAULT_MAX_DEPTH as i64;
-    let depth_checks = |limit: i64| compares_with(ir, "uge", limit).len();
-    assert_eq!(depth_checks(max_depth - 1), 1, "the entry's check:\n{ir}");
-    // The four innermost activations check before their real calls (Cranelift shares one
-    // compare between an activation's two calls); the inlined calls check nothing.
-    assert_eq!(depth_checks(max_depth), 4, "{ir}");
+    for below in 0..5 {
+        assert!(
+            compares_with(ir, "uge", max_depth - below).is_empty(),
+            "{ir}"
+        );
+    }
+    // The entry's check: `n >= (2 + max_depth) - level`.
+    assert!(
+        ir.contains(&format!("= iconst.i64 {}", cranelift_hex(max_depth + 2))),
+        "{ir}"
+    );
+}
+
+/// Without such a bound (`d` stops at `n == 0`, which a negative `n` never reaches), the
+/// loop counts its call depth: each back edge compares it with the limit, as the call it
+/// replaces would, and `d(199999)` works while `d(200000)` fails at the same call in every
+/// tier (`tier2_depth_limit_edges.ruchy`).
+#[test]
+fn tier2_counts_the_depth_of_an_unbounded_accumulator_loop() {
+    let program = "fun d(n) {\n    if n == 0 {\n        return 0\n    }\n    \
+                   return 1 + d(n - 1)\n}\nprintln(d(50))\n";
+    let text = ir_of(program, "d", &["--tier2-threshold", "0"]);
+    assert!(
+        text.contains(
+            "; accumulator: the self-call at line 5 is a loop with a running sum (1 back edge), \
+             each iteration counting its call depth\n"
+        ),
+        "{text}"
+    );
+    let ir = &text[..text.find("; machine code").expect("machine code")];
+    let max_depth = ruchy_jit::limits::DEFAULT_MAX_DEPTH as i64;
+    let hex = cranelift_hex(max_depth);
+    let checks = ir
+        .lines()
+        .filter(|l| l.contains(" uge ") && l.ends_with(&format!("= {hex}")))
+        .count();
+    // The back edge's, and the cold real call's.
+    assert_eq!(checks, 2, "{ir}");
 }
 
 /// A function that changes no binding and calls nothing but small leaves (inlined) checks
@@ -224,13 +312,14 @@ fn inlined_leaves_are_checked_once_at_the_entry() {
     assert!(text.contains("; inlined: sq (line 8)"), "{text}");
     let ir = &text[..text.find("; machine code").expect("machine code")];
     let checks = compares_with(ir, "uge", ruchy_jit::limits::DEFAULT_MAX_DEPTH as i64);
-    let first_block_ends = ir
+    // The loop starts where its back edge polls the interrupt flag.
+    let loop_poll = ir
         .lines()
-        .position(|l| l.starts_with("block1"))
-        .expect("a second block");
+        .position(|l| l.contains("atomic_load"))
+        .expect("the loop's poll");
     assert_eq!(checks.len(), 1, "{ir}");
     assert!(
-        checks[0] < first_block_ends,
+        checks[0] < loop_poll,
         "the check is not at the entry:\n{ir}"
     );
 }
@@ -267,7 +356,7 @@ fn tier1_code_tiers_up_and_inlined_deopts_keep_results() {
         .find("[jit] compiled fib(int) in")
         .expect("tier 1 first");
     let tier2 = err
-        .find("[jit] compiled fib(int) at tier 2 (6 self-calls inlined)")
+        .find("[jit] compiled fib(int) at tier 2 (3 self-calls inlined, 1 turned into a loop)")
         .expect("then tier 2");
     assert!(tier1 < tier2, "{err}");
 }

@@ -34,6 +34,13 @@ pub struct CodeEntry {
     pub inlined: usize,
     /// Real self-calls whose callee's start is translated inline (tier 2, peeling).
     pub peeled: usize,
+    /// Self-calls turned into a loop's back edge with a running sum (tier 2,
+    /// `translate::accumulate`): the lines of those calls, how many back edges that made
+    /// (one per translated activation), and the parameter (by position, from 1) whose
+    /// bound proves the recursion's depth, with the bound.
+    pub accumulated_lines: Vec<u32>,
+    pub accumulated: usize,
+    pub depth_measure: Option<(usize, i64)>,
     /// Other callees translated inline: (callee name, line of the call).
     pub inlined_callees: Vec<(String, u32)>,
     /// Overflow checks removed because loop bounds prove them unnecessary, and the loop
@@ -86,6 +93,9 @@ pub struct FunctionJit {
     pub blacklisted: Cell<bool>,
     /// A loop's range guard failed (`jit::range`): compile without range assumptions.
     pub no_range_guards: Cell<bool>,
+    /// An accumulator loop met a negative or overflowing sum (`translate::accumulate`):
+    /// compile without them.
+    pub no_accumulator: Cell<bool>,
 }
 
 impl FunctionJit {
@@ -237,6 +247,7 @@ pub fn describe_code(proto: &Proto) -> String {
             None => String::new(),
         };
         let tier = match e.tier {
+            2 if e.unrolled_levels == 0 => " at tier 2".to_string(),
             2 => format!(
                 " at tier 2 (self-recursion unrolled {} level{} deep: {} self-calls inlined{})",
                 e.unrolled_levels,
@@ -261,6 +272,24 @@ pub fn describe_code(proto: &Proto) -> String {
             out.push_str(&format!(
                 "; inlined: {}\n",
                 super::inlined_text(&e.inlined_callees)
+            ));
+        }
+        if !e.accumulated_lines.is_empty() {
+            let lines: Vec<String> = e.accumulated_lines.iter().map(|l| l.to_string()).collect();
+            let depth = match e.depth_measure {
+                Some((param, bound)) => format!(
+                    "its depth bounded by parameter {param} (calls only while it is >= {bound}, \
+                     each with it smaller), checked once at the entry"
+                ),
+                None => "each iteration counting its call depth".to_string(),
+            };
+            out.push_str(&format!(
+                "; accumulator: the self-call{} at line {} {} a loop with a running sum ({}), \
+                 {depth}\n",
+                if lines.len() == 1 { "" } else { "s" },
+                lines.join(", "),
+                if lines.len() == 1 { "is" } else { "are" },
+                count(e.accumulated, "back edge", "back edges"),
             ));
         }
         let outside = e.checks_removed_outside_loops;

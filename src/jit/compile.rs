@@ -240,6 +240,19 @@ impl Jit {
         let returns = types.returns;
         let param_types = env.params.clone();
         analyses.push(Analysis::new(env, types, live, HashMap::new()));
+        if tier == 2 && !proto.jit.no_accumulator.get() {
+            let (env, types) = (&analyses[0].env, &analyses[0].types);
+            let accumulated = translate::accumulated_calls(env, types);
+            let measure = if accumulated.is_empty() {
+                None
+            } else {
+                translate::depth_measure(env, types)
+            };
+            let threaded = translate::threaded_terms(env, types, &accumulated);
+            analyses[0].accumulated = accumulated;
+            analyses[0].measure = measure;
+            analyses[0].threaded = threaded;
+        }
         for target in &inline_targets {
             let callee = self.inline_analysis(target, globals);
             if let Some(callee) = callee {
@@ -257,7 +270,9 @@ impl Jit {
             deopt_stress: self.options.deopt_stress,
             array: self.array_layout,
             inline_depth: if tier == 2 {
-                unroll_depth(self_call_sites(&analyses[0].env, &analyses[0].types))
+                let sites = self_call_sites(&analyses[0].env, &analyses[0].types);
+                let accumulated = analyses[0].accumulated.len();
+                unroll_depth(sites - accumulated, accumulated > 0)
             } else {
                 0
             },
@@ -275,6 +290,7 @@ impl Jit {
         // The body.
         let inlined;
         let peeled;
+        let accumulated;
         let inlined_callees;
         let exits;
         let layout_counts;
@@ -348,6 +364,7 @@ impl Jit {
             t.body();
             inlined = t.inlined;
             peeled = t.peeled;
+            accumulated = t.accumulated;
             array_counts = (t.hoisted_array_accesses, t.hoisted_arrays);
             layout_counts = (t.rotated_loops, t.if_converted);
             inlined_callees = std::mem::take(&mut t.inlined_callees);
@@ -429,6 +446,13 @@ impl Jit {
             unrolled_levels: settings.inline_depth,
             inlined,
             peeled,
+            accumulated_lines: analyses[0]
+                .accumulated
+                .iter()
+                .map(|&pc| proto.lines[pc])
+                .collect(),
+            accumulated,
+            depth_measure: analyses[0].measure.map(|(p, k)| (p as usize + 1, k)),
             inlined_callees,
             checks_removed: range_counts.0,
             guarded_loops: range_counts.1,

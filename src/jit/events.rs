@@ -16,6 +16,8 @@ pub enum EventKind {
         tier: u8,
         /// Self-calls translated inline (tier 2).
         inlined: usize,
+        /// Self-calls turned into a loop with a running sum (tier 2, `accumulate`).
+        accumulated: usize,
         /// Other callees translated inline: (name, line of the call).
         inlined_callees: Vec<(String, u32)>,
     },
@@ -75,10 +77,15 @@ impl fmt::Display for Event {
                 time,
                 bytes,
                 inlined,
+                accumulated,
                 ..
             } => write!(
                 f,
-                "[jit] compiled {name}{signature} at tier 2 ({inlined} self-calls inlined) in {} us, {bytes} bytes",
+                "[jit] compiled {name}{signature} at tier 2 ({inlined} self-calls inlined{}) in {} us, {bytes} bytes",
+                match accumulated {
+                    0 => String::new(),
+                    n => format!(", {n} turned into a loop"),
+                },
                 time.as_micros()
             ),
             EventKind::Deopt {
@@ -151,6 +158,7 @@ pub(super) fn compiled_event(code: &CodeEntry) -> EventKind {
         bytes: code.code_bytes,
         tier: code.tier,
         inlined: code.inlined,
+        accumulated: code.accumulated_lines.len(),
         inlined_callees: code.inlined_callees.clone(),
     }
 }

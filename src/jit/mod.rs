@@ -57,11 +57,18 @@ pub const TIER2_UNROLL: usize = 2;
 /// function with more self-calls is unrolled less deep (tak, with four: one level, five
 /// copies; two levels would be 21 copies, 60 KB of code and 17 ms of compiling).
 pub const TIER2_MAX_BODIES: usize = 8;
+/// Levels unrolled when each body has one self-call left inline: fib, once its second
+/// call is an accumulator loop (`translate::accumulate`).
+pub const TIER2_UNROLL_LINEAR: usize = 3;
 
 /// How many levels of self-calls tier 2 translates inline for a function with
 /// `self_calls` direct self-call sites: `TIER2_UNROLL`, or fewer to stay within
 /// `TIER2_MAX_BODIES` copies of the body.
-pub fn unroll_depth(self_calls: usize) -> usize {
+pub fn unroll_depth(self_calls: usize, accumulates: bool) -> usize {
+    if self_calls == 1 && accumulates {
+        // One inlined call per level, each a loop: the copies grow by one a level.
+        return TIER2_UNROLL_LINEAR.min(TIER2_MAX_BODIES - 1);
+    }
     let (mut depth, mut bodies, mut level) = (0, 1, 1);
     while depth < TIER2_UNROLL && self_calls > 0 {
         level *= self_calls;

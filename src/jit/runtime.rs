@@ -162,6 +162,8 @@ pub const REASON_SLOW_PATH: i64 = 0;
 pub const REASON_STRESS: i64 = 1;
 /// A loop entry's range guard failed: a value its overflow proofs assumed small is not.
 pub const REASON_RANGE: i64 = 2;
+/// An accumulator loop met a negative term or an overflowing sum (`translate::accumulate`).
+pub const REASON_ACCUMULATOR: i64 = 3;
 
 /// A type guard expecting `ty` failed.
 pub fn reason_expected(ty: Ty) -> i64 {
@@ -186,6 +188,9 @@ pub fn reason_text(reason: i64, got: i64) -> String {
             "an int outside ±{} (the loop's overflow checks were removed for that range)",
             super::range::BOUND
         ),
+        REASON_ACCUMULATOR => "a negative or overflowing sum in a self-call turned into a loop \
+                               (accumulator)"
+            .to_string(),
         r if r >= 16 => format!(
             "expected {}, got {}",
             type_name_of_tag(r - 16),
@@ -503,7 +508,14 @@ extern "C" fn rt_resume(
     if reason == REASON_RANGE {
         crate::vm::proto_of(&closure).jit.no_range_guards.set(true);
     }
-    if reason != REASON_SLOW_PATH {
+    // The next compilation makes no accumulator loops; restarts of code already running
+    // (its loops may restart again before they return) are no new deopts.
+    let known = reason == REASON_ACCUMULATOR
+        && crate::vm::proto_of(&closure)
+            .jit
+            .no_accumulator
+            .replace(true);
+    if reason != REASON_SLOW_PATH && !known {
         if let Some(jit) = vm.jit.as_mut() {
             jit.record_deopt(&owner, &closure, pc, reason_text(reason, got));
         }

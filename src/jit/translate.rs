@@ -31,6 +31,9 @@ use crate::jit::range::{self, Check, Ranges};
 use crate::jit::runtime::{self, offsets, TAG_ERROR};
 use crate::value::Type;
 
+pub use accumulate::{accumulated_calls, depth_measure, threaded_terms};
+
+mod accumulate;
 mod arith;
 mod arrays;
 mod calls;
@@ -88,6 +91,14 @@ pub struct Analysis<'a> {
     pub inline: std::collections::HashMap<usize, usize>,
     /// Whether the frame ever keeps a value in its window (then it is cleared on return).
     pub uses_window: bool,
+    /// Self-calls (by pc) that loop back to the start with a running sum (tier 2,
+    /// `accumulate`).
+    pub accumulated: Vec<usize>,
+    /// A parameter that bounds the recursion's depth, with its bound (`accumulate`).
+    pub measure: Option<(Reg, i64)>,
+    /// Self-calls whose result goes into the sum of an accumulated call as it returns:
+    /// (their pc, the accumulated call's pc) (`accumulate`).
+    pub threaded: Vec<(usize, usize)>,
 }
 
 impl<'a> Analysis<'a> {
@@ -118,6 +129,9 @@ impl<'a> Analysis<'a> {
             calls,
             inline: std::collections::HashMap::new(),
             uses_window,
+            accumulated: Vec::new(),
+            measure: None,
+            threaded: Vec::new(),
         }
     }
 }
@@ -156,6 +170,7 @@ struct FrameParts<'a> {
     typed_exit: Option<(Block, Ty)>,
     restart: Option<Vec<ClValue>>,
     deopt_exit: Option<Block>,
+    accumulator: Option<accumulate::Accumulator>,
 }
 
 const TAG_NIL: i64 = 0;
@@ -247,6 +262,11 @@ pub struct Translator<'a, 'b> {
     restart: Option<Vec<ClValue>>,
     /// The activation's one call of `rt_resume`, which its deopts jump to (`shared_deopt`).
     deopt_exit: Option<Block>,
+    /// In an activation that loops at its accumulated self-calls: the running sum and
+    /// level (`accumulate`).
+    accumulator: Option<accumulate::Accumulator>,
+    /// What restarting a compiled call with accumulator loops needs (`accumulate`).
+    restart_point: Option<accumulate::Restart>,
     /// Set by an if-converted branch (`convert_if`): where translation goes on.
     continue_at: Option<usize>,
     /// Inlined self-calls around the activation being translated.
@@ -261,6 +281,8 @@ pub struct Translator<'a, 'b> {
     pub inlined: usize,
     /// Real self-calls peeled so far (their callee's start translated inline).
     pub peeled: usize,
+    /// Accumulated self-calls translated as back edges so far.
+    pub accumulated: usize,
     /// Other callees inlined so far: (callee name, line of the call).
     pub inlined_callees: Vec<(String, u32)>,
     /// Back edges translated with their loop's test, and branches if-converted, so far
@@ -323,6 +345,8 @@ impl<'a, 'b> Translator<'a, 'b> {
             typed_exit: None,
             restart: None,
             deopt_exit: None,
+            accumulator: None,
+            restart_point: None,
             continue_at: None,
             inline_level: 0,
             call_checks_at_entry: settings.inline_depth > 0
@@ -331,6 +355,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             leaf_checks_at_entry: !an.inline.is_empty() && calls::inlines_only_leaves(an, analyses),
             inlined: 0,
             peeled: 0,
+            accumulated: 0,
             inlined_callees: Vec::new(),
             rotated_loops: 0,
             if_converted: 0,
@@ -353,6 +378,7 @@ impl<'a, 'b> Translator<'a, 'b> {
             typed_exit: std::mem::replace(&mut self.typed_exit, frame.typed_exit),
             restart: std::mem::replace(&mut self.restart, frame.restart),
             deopt_exit: std::mem::replace(&mut self.deopt_exit, frame.deopt_exit),
+            accumulator: std::mem::replace(&mut self.accumulator, frame.accumulator),
         }
     }
 
@@ -515,7 +541,8 @@ impl<'a, 'b> Translator<'a, 'b> {
         operands.sort_by_key(|o| o.0);
         operands.dedup();
         let (spills, site) = self.exit_site(pc, &operands, None, runtime::REASON_SLOW_PATH);
-        let args = [self.ctx, self.regs, self.level, spills, site];
+        let level = self.level();
+        let args = [self.ctx, self.regs, level, spills, site];
         let call = self.b.ins().call(self.helpers.step, &args);
         let next = self.b.inst_results(call)[0];
         let failed = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, next, 0);
@@ -855,7 +882,11 @@ impl<'a, 'b> Translator<'a, 'b> {
                 let Plan::FastCall { result, .. } = plan else {
                     unreachable!("calls are fast or stepped")
                 };
-                self.fast_call(pc, base, argc, result, &state);
+                if self.accumulates_at(pc) {
+                    return self.accumulate(pc, base, argc, result, &state);
+                } else {
+                    self.fast_call(pc, base, argc, result, &state);
+                }
             }
             Return { src } => {
                 self.ret(src, t(src));

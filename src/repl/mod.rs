@@ -310,7 +310,14 @@ impl Repl {
         }
         for e in entries {
             let tier = match e.tier {
-                2 => format!(" at tier 2 ({} self-calls inlined)", e.inlined),
+                2 => format!(
+                    " at tier 2 ({} self-calls inlined{})",
+                    e.inlined,
+                    match e.accumulated_lines.len() {
+                        0 => String::new(),
+                        n => format!(", {n} turned into a loop"),
+                    }
+                ),
                 _ => String::new(),
             };
             println!(

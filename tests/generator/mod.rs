@@ -109,6 +109,7 @@ impl Generator {
             match self.rng.below(10) {
                 0..=1 => self.recursive_function(),
                 2 => self.mutual_recursion(),
+                3 => self.summing_function(),
                 _ => self.function(),
             }
         }
@@ -283,6 +284,71 @@ impl Generator {
             returns: Ty::Num,
             cost,
             depth_param: true,
+        });
+    }
+
+    /// `fun s(n, x) { if n < k { return BASE } ...; return TERM + s(n - 1, X) }`, or the
+    /// tree form `return s(n - 1, X) + s(n - 2, x)` behind a wrapper that keeps `n` small:
+    /// tier 2 turns the last call into a loop with a running sum. Terms and bases of
+    /// either sign and size test the restarts that keep it exact; a base test of
+    /// `n == 0` gives no bound on the depth (the loop counts its levels).
+    fn summing_function(&mut self) {
+        let tree = self.rng.chance(40);
+        let name = self.name("s");
+        let n = self.name("n");
+        let x = self.name("x");
+        self.open(&format!("fun {name}({n}, {x})"));
+        let params = [(n.clone(), Ty::Int, false), (x.clone(), Ty::Int, false)];
+        self.place = Place::Function;
+        self.returns = Ty::Int;
+        self.budget = 20;
+        self.cost = 0;
+        self.multiplier = 1;
+        for (p, ty, assignable) in &params {
+            self.declare(p, *ty, *assignable);
+        }
+        let k = self.rng.range(-1, 3);
+        let test = match self.rng.below(3) {
+            0 => format!("{n} < {k}"),
+            1 => format!("{n} <= {k}"),
+            _ => format!("{n} == 0"),
+        };
+        let base = self.expr(Ty::Int, 1);
+        self.line(&format!("if {test} {{ return {base} }}"));
+        for _ in 0..self.rng.below(2) {
+            self.statement();
+        }
+        let next = self.expr(Ty::Int, 1);
+        if tree {
+            self.line(&format!(
+                "return {name}({n} - 1, {next}) + {name}({n} - 2, {x})"
+            ));
+        } else {
+            let term = self.expr(Ty::Int, 1);
+            self.line(&format!("return {term} + {name}({n} - 1, {next})"));
+        }
+        let cost = self.cost.max(1);
+        self.close();
+        if !tree {
+            self.funcs.push(Func {
+                name,
+                params: vec![Ty::Int, Ty::Int],
+                returns: Ty::Int,
+                cost,
+                depth_param: true,
+            });
+            return;
+        }
+        let wrapper = self.name("w");
+        self.line(&format!(
+            "fun {wrapper}(n, x) {{ return {name}(n % 13, x) }}"
+        ));
+        self.funcs.push(Func {
+            name: wrapper,
+            params: vec![Ty::Int, Ty::Int],
+            returns: Ty::Int,
+            cost: cost.saturating_mul(400),
+            depth_param: false,
         });
     }
 

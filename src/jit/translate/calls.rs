@@ -2,13 +2,14 @@
 //! checking their results, and returning.
 
 use super::*;
+use crate::bytecode::proto::Proto;
 
 /// Whether a function runs no code but its own and changes no binding: its instructions
 /// call only itself (directly), and write no global, upvalue or cell. Nothing between its
 /// entry and a self-call inlined into it can then redefine it; only an interrupt can
 /// change the epoch meanwhile, and the next real call or loop back edge sees that.
 pub(super) fn calls_only_itself(an: &Analysis) -> bool {
-    keeps_bindings(an, |pc| is_self_call(an, pc))
+    keeps_bindings(an.env.proto, |pc| is_self_call(an, pc))
 }
 
 /// Whether a function changes no binding and runs no other code than itself and the
@@ -17,8 +18,8 @@ pub(super) fn calls_only_itself(an: &Analysis) -> bool {
 /// anyway, so the calls translated inline at its top level need no checks of their own
 /// beyond one at its entry.
 pub(super) fn inlines_only_leaves(an: &Analysis, analyses: &[Analysis]) -> bool {
-    keeps_bindings(an, |pc| match an.inline.get(&pc) {
-        Some(&callee) => keeps_bindings(&analyses[callee], |_| false),
+    keeps_bindings(an.env.proto, |pc| match an.inline.get(&pc) {
+        Some(&callee) => keeps_bindings(analyses[callee].env.proto, |_| false),
         None => is_self_call(an, pc),
     })
 }
@@ -36,9 +37,8 @@ fn is_self_call(an: &Analysis, pc: usize) -> bool {
 
 /// Whether no instruction writes a global, upvalue or cell, or calls anything but the
 /// `CALLGLOBAL`s that `allowed` accepts (by pc).
-fn keeps_bindings(an: &Analysis, allowed: impl Fn(usize) -> bool) -> bool {
+pub(super) fn keeps_bindings(proto: &Proto, allowed: impl Fn(usize) -> bool) -> bool {
     use crate::bytecode::proto::PlaceRoot;
-    let proto = an.env.proto;
     proto.code.iter().enumerate().all(|(pc, op)| match *op {
         Op::SetGlobal { .. } | Op::SetUpval { .. } | Op::SetCell { .. } => false,
         Op::Call { .. } | Op::CallMethod { .. } => false,
@@ -68,18 +68,24 @@ impl Translator<'_, '_> {
     /// true (an i8) when the callee may have changed, an interrupt is pending, or the call
     /// would pass the depth limit.
     pub(super) fn call_checks(&mut self, extra_levels: usize) -> ClValue {
-        let epoch_addr = self.iconst(self.settings.epoch_addr as i64);
-        let epoch = self.b.ins().load(I64, flags(), epoch_addr, 0);
-        let changed = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::NotEqual, epoch, self.settings.epoch as i64);
+        let changed = self.call_checks_epoch();
+        let level = self.level();
         let deep = self.b.ins().icmp_imm_u(
             IntCC::UnsignedGreaterThanOrEqual,
-            self.level,
+            level,
             self.settings.max_depth.saturating_sub(extra_levels) as i64,
         );
         self.b.ins().bor(changed, deep)
+    }
+
+    /// The epoch check before a call: true (an i8) when a function-valued global was
+    /// redefined or an interrupt is pending.
+    pub(super) fn call_checks_epoch(&mut self) -> ClValue {
+        let epoch_addr = self.iconst(self.settings.epoch_addr as i64);
+        let epoch = self.b.ins().load(I64, flags(), epoch_addr, 0);
+        self.b
+            .ins()
+            .icmp_imm_s(IntCC::NotEqual, epoch, self.settings.epoch as i64)
     }
 
     /// A call of a known function with unboxed arguments, through the code table (or
@@ -114,12 +120,20 @@ impl Translator<'_, '_> {
         // An inlined self-call of a function that calls only itself, and a leaf inlined at
         // the top level of one that inlines only leaves, had the first two checked at the
         // entry (`entry`, `entry_osr`).
+        // An accumulated call gets here only to be made for real (`accumulate`).
+        let real = self.accumulates_at(pc);
         let unrolled = matches!(site.target, CallTarget::Direct(_))
-            && self.inline_level < self.settings.inline_depth;
+            && self.inline_level < self.settings.inline_depth
+            && !real;
         let inline_callee = self.an.inline.get(&pc).copied();
         let leaf_checked = inline_callee.is_some() && self.inline_level == 0;
+        // Under a depth measure no call below the entry reaches the depth limit, and the
+        // function cannot be redefined while it runs: a real self-call leaves the epoch
+        // (an interrupt) to the callee's entry (`accumulate`).
+        let measured = self.an.measure.is_some() && matches!(site.target, CallTarget::Direct(_));
         let mut any = if (unrolled && self.call_checks_at_entry)
             || (leaf_checked && self.leaf_checks_at_entry)
+            || measured
         {
             None
         } else {
@@ -158,11 +172,12 @@ impl Translator<'_, '_> {
         };
         self.b.switch_to_block(checked);
 
+        let level = self.level();
         let mut args = vec![
             self.ctx,
             self.iconst(site.closure as i64),
             callee_regs,
-            self.b.ins().iadd_imm_s(self.level, 1),
+            self.b.ins().iadd_imm_s(level, 1),
         ];
         for i in 0..argc as Reg {
             let r = base + 1 + i;
@@ -174,11 +189,17 @@ impl Translator<'_, '_> {
             self.b.append_block_param(block, cl_type(result));
             (block, result)
         });
+        // A term of the sum (`accumulate`): it goes into the sum, not its register; an
+        // inlined activation of it starts from the sum and returns the new one.
+        let term = self.threads_at(pc);
+        debug_assert!(!term || result == Ty::Int, "terms are ints");
+        let seeded = term && unrolled && typed.is_some();
         let results = match site.target {
             CallTarget::Direct(_) if unrolled => {
                 self.inlined += 1;
                 let (an, closure) = (self.an, self.closure);
-                self.inline_call(an, closure, &args, typed, false)
+                let seed = seeded.then(|| self.current_sum());
+                self.inline_call(an, closure, &args, typed, false, seed)
             }
             CallTarget::Slot { .. } if inline_callee.is_some() => {
                 let analyses = self.analyses;
@@ -187,12 +208,12 @@ impl Translator<'_, '_> {
                 self.inlined_callees
                     .push((an.env.proto.name.to_string(), line));
                 let closure = args[1];
-                self.inline_call(an, closure, &args, typed, false)
+                self.inline_call(an, closure, &args, typed, false, None)
             }
-            CallTarget::Direct(_) if self.peel_self_calls() => {
+            CallTarget::Direct(_) if self.peel_self_calls() && !real => {
                 self.peeled += 1;
                 let (an, closure) = (self.an, self.closure);
-                self.inline_call(an, closure, &args, typed, true)
+                self.inline_call(an, closure, &args, typed, true, None)
             }
             CallTarget::Direct(f) => {
                 let call = self.b.ins().call(f, &args);
@@ -230,11 +251,16 @@ impl Translator<'_, '_> {
             self.b.ins().jump(check, &[tag.into(), payload.into()]);
             self.b.switch_to_block(check);
             let params = self.b.block_params(check).to_vec();
-            self.check_result(pc, base, result, params[0], params[1], &out, done);
+            let into_sum = term.then_some(seeded);
+            self.check_result(pc, base, result, params[0], params[1], &out, done, into_sum);
             if let Some((block, ty)) = typed {
                 self.b.switch_to_block(block);
                 let v = self.b.block_params(block)[0];
-                self.set(base, ty, v);
+                if term {
+                    self.take_term(v, seeded);
+                } else {
+                    self.set(base, ty, v);
+                }
                 self.b.ins().jump(done, &[]);
             }
         } else {
@@ -259,7 +285,7 @@ impl Translator<'_, '_> {
         done: Block,
     ) {
         if result.is_unboxed() {
-            self.check_result(pc, base, result, tag, payload, out, done);
+            self.check_result(pc, base, result, tag, payload, out, done, None);
         } else {
             let is_error = self.b.ins().icmp_imm_s(IntCC::Equal, tag, TAG_ERROR);
             self.return_error_if(is_error);
@@ -278,6 +304,7 @@ impl Translator<'_, '_> {
         payload: ClValue,
         out: &[Ty],
         done: Block,
+        term: Option<bool>,
     ) {
         let matches = self.b.ins().icmp_imm_s(IntCC::Equal, tag, tag_of(result));
         let ok = self.b.create_block();
@@ -307,7 +334,19 @@ impl Translator<'_, '_> {
             self.deopt_after(pc, (base, t, bits), out, runtime::REASON_STRESS, minus_one);
             self.b.switch_to_block(cont);
         }
-        self.set(base, result, v);
+        match term {
+            // A seeded activation returns its value through the typed exit; anything else
+            // that gets here (nothing does, but a restart is always exact) restarts, so
+            // that the sum need not be kept across the activation for this path.
+            Some(true) => {
+                let got = self.iconst(-1);
+                self.restart(None, runtime::REASON_SLOW_PATH, got);
+                let unreachable = self.b.create_block();
+                self.b.switch_to_block(unreachable);
+            }
+            Some(false) => self.take_term(v, false),
+            None => self.set(base, result, v),
+        }
         self.b.ins().jump(done, &[]);
     }
 
@@ -332,10 +371,13 @@ impl Translator<'_, '_> {
 
     pub(super) fn ret(&mut self, src: Reg, ty: Ty) {
         if ty.is_unboxed() {
-            let v = self.get(src, ty);
+            let mut v = self.get(src, ty);
             if self.an.uses_window {
                 let n = self.iconst(self.an.env.proto.num_regs as i64);
                 self.b.ins().call(self.helpers.clear, &[self.regs, n]);
+            }
+            if self.accumulator.is_some() {
+                v = self.accumulated_return(v);
             }
             if let Some((block, expected)) = self.typed_exit {
                 if expected == ty {
@@ -373,6 +415,7 @@ impl<'a> Translator<'a, '_> {
         args: &[ClValue],
         typed_exit: Option<(Block, Ty)>,
         peeled: bool,
+        seed: Option<ClValue>,
     ) -> Vec<ClValue> {
         let cont = self.b.create_block();
         self.b.append_block_param(cont, I64);
@@ -391,6 +434,7 @@ impl<'a> Translator<'a, '_> {
             typed_exit,
             restart: peeled.then(|| args.to_vec()),
             deopt_exit: None,
+            accumulator: None,
         };
         let outer = self.swap_frame(frame);
         self.inline_level += 1;
@@ -401,6 +445,9 @@ impl<'a> Translator<'a, '_> {
                 self.set(i as Reg, *ty, args[next_arg]);
                 next_arg += 1;
             }
+        }
+        if !peeled && !an.accumulated.is_empty() {
+            self.start_accumulator(args[3], args[4..].to_vec(), seed);
         }
         self.nil_locals();
         let start = self.block_for(0);

@@ -125,6 +125,11 @@ impl Translator<'_, '_> {
         reason: i64,
         got: ClValue,
     ) {
+        if self.accumulator.is_some() {
+            // The VM cannot resume in the middle of an accumulator loop (`accumulate`).
+            self.restart(extra, reason, got);
+            return;
+        }
         let live = self.live_unboxed(state, pc, extra.map(|e| e.0));
         let (_, site) = self.exit_site(pc, &live, extra, reason);
         let shared = self.shared_deopt();
@@ -136,7 +141,7 @@ impl Translator<'_, '_> {
     /// buffer and jumps here. A call per deopt was most of what the register allocator
     /// worked on in a function with many guards (each clobbers every caller-saved
     /// register and wants its arguments in fixed ones).
-    fn shared_deopt(&mut self) -> Block {
+    pub(super) fn shared_deopt(&mut self) -> Block {
         if let Some(block) = self.deopt_exit {
             return block;
         }

@@ -19,6 +19,9 @@ impl Translator<'_, '_> {
                 self.set(i as Reg, *ty, v);
             }
         }
+        if !self.an.accumulated.is_empty() {
+            self.start_accumulator(self.level, fn_params[4..next_param].to_vec(), None);
+        }
         self.nil_locals();
         if let Some((address, threshold)) = self.settings.tier_up {
             self.count_toward_tier2(address, threshold);
@@ -26,18 +29,32 @@ impl Translator<'_, '_> {
         // Deep native recursion continues in the VM, whose frames are on the heap.
         let sp = self.b.ins().get_stack_pointer(I64);
         let limit = self.b.ins().load(I64, flags(), self.ctx, offsets::SP_LIMIT);
-        let mut low = self.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
-        if self.call_checks_at_entry || self.leaf_checks_at_entry {
+        let low = self.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
+        // Made once the entry block holds an instruction: the first block that does is
+        // the function's entry in Cranelift's layout.
+        let to_vm = self.cold_deopt(0, runtime::REASON_SLOW_PATH, None);
+        // Each check is its own branch to the VM: an `or` of their flags costs a `setcc`
+        // each and a `test` on the path every call takes.
+        let mut checks = vec![low];
+        if let Some(exceeded) = self.measure_exceeded() {
+            // No call below may reach the depth limit (`accumulate`); the epoch as for
+            // the inlined calls.
+            checks.push(self.call_checks_epoch());
+            checks.push(exceeded);
+        } else if self.call_checks_at_entry || self.leaf_checks_at_entry {
             // The checks of every call inlined below this activation that skips its own:
             // the deepest is made `inline_depth - 1` levels down (inlined leaves: at this
             // level). If any would fail, the VM runs this activation, and its calls make
             // their own checks.
-            let due = self.call_checks(self.settings.inline_depth.saturating_sub(1));
-            low = self.b.ins().bor(low, due);
+            checks.push(self.call_checks(self.settings.inline_depth.saturating_sub(1)));
         }
-        let to_vm = self.cold_deopt(0, runtime::REASON_SLOW_PATH, None);
+        for check in checks {
+            let next = self.b.create_block();
+            self.b.ins().brif(check, to_vm, &[], next, &[]);
+            self.b.switch_to_block(next);
+        }
         let start = self.block_for(0);
-        self.b.ins().brif(low, to_vm, &[], start, &[]);
+        self.b.ins().jump(start, &[]);
     }
 
     /// Tier 1's call counter: past `threshold` calls, the call is handed to the tier-2
