@@ -4,6 +4,7 @@
 //! tree-walker) or the bytecode compiler and VM. `session` is the facade that the command
 //! line, the REPL and `ruchydbg` share.
 
+pub mod alloc;
 pub mod builtins;
 pub mod bytecode;
 pub mod error;

@@ -135,6 +135,7 @@ fn parse_args(mut argv: Vec<String>) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    ruchy_jit::alloc::tune();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let args = match parse_args(argv) {
         Ok(a) => a,

@@ -58,6 +58,7 @@ USAGE:
 ";
 
 fn main() -> ExitCode {
+    ruchy_jit::alloc::tune();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None | Some("-h" | "--help" | "help") => {
