@@ -150,6 +150,37 @@ impl Jit {
         (!calls).then(|| Analysis::new(env, types, live, HashMap::new()))
     }
 
+    /// `compile_proto`, with a panic inside it (a bug of the translator, or invalid IR
+    /// that Cranelift rejects by panicking when its verifier is off) turned into a failed
+    /// compile: the function stays in the VM, and the process goes on. The contexts the
+    /// compile was using start afresh.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn compile_guarded(
+        &mut self,
+        closure: &Rc<Closure>,
+        proto: &Proto,
+        key: SigKey,
+        globals: &Globals,
+        osr: Option<(usize, Vec<Ty>)>,
+        tier: u8,
+    ) -> Result<(Rc<CodeEntry>, usize), String> {
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.compile_proto(closure, proto, key, globals, osr, tier)
+        }));
+        attempt.unwrap_or_else(|panic| {
+            self.module.clear_context(&mut self.ctx);
+            self.builder_ctx = FunctionBuilderContext::new();
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(format!(
+                "internal error in the JIT (please report it): {what}"
+            ))
+        })
+    }
+
     pub(super) fn compile_proto(
         &mut self,
         closure: &Rc<Closure>,

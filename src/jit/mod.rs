@@ -347,7 +347,7 @@ impl Jit {
         } else {
             1
         };
-        let result = self.compile_proto(closure, &proto, key, globals, None, tier);
+        let result = self.compile_guarded(closure, &proto, key, globals, None, tier);
         match &result {
             Ok(entry) => {
                 let e = entry.clone();
@@ -383,7 +383,7 @@ impl Jit {
         if proto.jit.blacklisted.get() {
             return 0;
         }
-        match self.compile_proto(closure, &proto, key, globals, None, 2) {
+        match self.compile_guarded(closure, &proto, key, globals, None, 2) {
             Ok((entry, body)) if entry.tier == 2 => {
                 proto.jit.slot(key).set(body);
                 self.event(&proto.name, compiled_event(&entry));
@@ -435,7 +435,7 @@ impl Jit {
             window[..argc].iter().map(Value::type_of).collect();
         let key = crate::profile::key_of_types(&arg_types)?;
         let line = proto.lines[header];
-        match self.compile_proto(closure, &proto, key, globals, Some((header, types)), 1) {
+        match self.compile_guarded(closure, &proto, key, globals, Some((header, types)), 1) {
             Ok((entry, _)) => {
                 self.event(
                     &proto.name,
