@@ -115,7 +115,7 @@ pub struct Session {
     pub jit: Option<Jit>,
     /// The VM's register stack, kept across inputs: a VM is made per input, and the stack's
     /// initialized part (with its register window, see `vm::REG_WINDOW`) is reused.
-    vm_stack: Vec<Value>,
+    vm_stack: crate::alloc::RegisterStack,
     out: Box<dyn Write>,
 }
 

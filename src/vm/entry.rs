@@ -21,7 +21,7 @@ impl<'a> Vm<'a> {
         globals: &'a mut Globals,
         out: &'a mut dyn Write,
         limits: &'a Limits,
-        stack: &'a mut Vec<Value>,
+        stack: &'a mut crate::alloc::RegisterStack,
     ) -> Self {
         Vm {
             globals,
@@ -63,7 +63,7 @@ impl<'a> Vm<'a> {
             return Err(ErrorKind::RecursionLimit);
         }
         if initialized > self.stack.len() {
-            self.stack.resize(initialized, Value::Nil);
+            self.stack.grow_to(initialized);
         }
         self.used_end = needed;
         self.sync_stack_end();

@@ -15,6 +15,7 @@ use std::io::Write;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::alloc::RegisterStack;
 use crate::builtins::{self, Builtin};
 use crate::bytecode::op::{Op, Reg};
 use crate::bytecode::proto::{PlaceOp, PlaceRoot, Proto, TemplatePart};
@@ -74,8 +75,8 @@ pub(crate) const REG_WINDOW: usize = Reg::MAX as usize + 1;
 /// An empty register stack for `Vm::new`, reserved once and never reallocated: compiled
 /// code holds raw pointers into it (see `Vm::grow_stack`). Only the pages really used are
 /// committed.
-pub fn new_stack() -> Vec<Value> {
-    Vec::with_capacity(STACK_CAPACITY)
+pub fn new_stack() -> RegisterStack {
+    RegisterStack::with_capacity(STACK_CAPACITY)
 }
 
 pub struct Vm<'a> {
@@ -85,7 +86,7 @@ pub struct Vm<'a> {
     /// The register stack. Its first `used_end` values are what frames use or used (stale
     /// values there are released when the entry frame that left them returns); the values
     /// after that are nil, at least `REG_WINDOW` of them.
-    pub(crate) stack: &'a mut Vec<Value>,
+    pub(crate) stack: &'a mut RegisterStack,
     pub(crate) used_end: usize,
     frames: Vec<Frame>,
     /// Live suspended frames in `frames`.
