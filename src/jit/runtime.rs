@@ -397,23 +397,21 @@ unsafe fn unspill(
     // SAFETY: per the contract, the buffer holds one payload per head, each owned by us
     // now, and the extra register's tag and payload if the site has one.
     let word = |i: usize| unsafe { *spills.add(i) };
-    let extra = |r: u16| {
+    // The call's result is taken first: owned by us now, it is released by `?` below if
+    // the frame cannot be made room for. The scalars need no such care.
+    let extra = site.extra.map(|r| {
         let pair = Pair {
             tag: word(EXIT_EXTRA_TAG),
             payload: word(EXIT_EXTRA_TAG + 1),
         };
         // SAFETY: the pair is a call's result, whose ownership compiled code hands over.
         (r as usize, unsafe { pair_to_value(pair) })
-    };
-    // The frame is made room for first, so that the values go straight into their
-    // registers: this runs on every instruction compiled code leaves to the VM, and a
-    // buffer allocated here was a third of a global `push` loop's time.
+    });
+    // The frame is made room for before the values are written, so that they go straight
+    // into their registers: this runs on every instruction compiled code leaves to the VM,
+    // and a buffer allocated here was a third of a global `push` loop's time.
     let regs = crate::vm::proto_of(closure).num_regs as usize;
-    if let Err(kind) = vm.grow_stack(base + regs) {
-        // The scalars need no dropping; the call's result is ours to release.
-        drop(site.extra.map(extra));
-        return Err(kind);
-    }
+    vm.grow_stack(base + regs)?;
     for (i, head) in site.heads.iter().enumerate() {
         let pair = Pair {
             tag: head & 0xff,
@@ -422,7 +420,7 @@ unsafe fn unspill(
         // SAFETY: a head's tag is an unboxed type's, so the pair is a scalar.
         vm.stack[base + (head >> 8) as usize] = unsafe { pair_to_value(pair) };
     }
-    if let Some((r, v)) = site.extra.map(extra) {
+    if let Some((r, v)) = extra {
         vm.stack[base + r] = v;
     }
     Ok(())
